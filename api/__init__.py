@@ -1,0 +1,1 @@
+"""The HTTP layer: parses requests, calls :class:`rag.service.RagService`, returns schemas."""

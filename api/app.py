@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.routes import router
+from rag import __version__
+from rag.config import Settings
+from rag.errors import RagError
+from rag.service import RagService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(service: RagService | None = None, settings: Settings | None = None) -> FastAPI:
+    """An app over ``service``; without one, the app builds its own from ``settings`` (or the
+    environment) at startup, seeds an empty store, and closes the service on shutdown.
+    ``uvicorn --factory api.app:create_app`` uses that path."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = service is None
+        app.state.service = service or await run_in_threadpool(
+            RagService.from_settings, settings or Settings()
+        )
+        try:
+            if owned:
+                await run_in_threadpool(app.state.service.seed_if_empty)
+            yield
+        finally:
+            if owned:
+                app.state.service.close()
+
+    app = FastAPI(
+        title="rag-news",
+        version=__version__,
+        description="Answers questions about news articles with citations a reader can check.",
+        lifespan=lifespan,
+    )
+    if service is not None:
+        app.state.service = service  # usable without running the lifespan (tests)
+    app.include_router(router)
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        messages = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+            messages.append(f"{where}: {error['msg']}")
+        return JSONResponse(status_code=422, content={"detail": "; ".join(messages)})
+
+    return app

@@ -1,0 +1,117 @@
+"""Routes: parse the request, call the service, return a schema. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from api.schemas import (
+    Deleted,
+    DocumentCreate,
+    DocumentList,
+    ErrorBody,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from rag.documents import decode_article
+from rag.errors import InvalidInputError
+from rag.models import Document, Health, IngestResult
+from rag.service import ArticleInput, RagService
+
+
+def get_service(request: Request) -> RagService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[RagService, Depends(get_service)]
+ERRORS = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
+
+router = APIRouter(responses=ERRORS)
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": DocumentCreate.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "id": {"type": "string"},
+                        "title": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "required": True,
+    }
+}
+
+
+@router.get("/healthz", tags=["service"])
+def healthz(service: ServiceDep) -> Health:
+    return service.health()
+
+
+@router.post(
+    "/v1/documents", tags=["documents"], status_code=status.HTTP_201_CREATED,
+    openapi_extra=_UPLOAD_DOC,
+)
+async def create_document(request: Request, response: Response, service: ServiceDep) -> IngestResult:
+    """Ingest an article: a JSON body, or a multipart upload with a `file` field."""
+    article = await _read_article(request, service.settings.max_document_bytes)
+    result = await run_in_threadpool(service.ingest, article)
+    if result.status != "created":
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+async def _read_article(request: Request, max_bytes: int) -> ArticleInput:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInputError("multipart upload needs a 'file' field")
+        # One byte over the limit is enough to refuse, without reading a huge upload whole.
+        data = await upload.read(max_bytes + 1)
+        name = upload.filename or "upload"
+        default_id = name.rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
+        return ArticleInput(
+            text=decode_article(data, name, max_bytes),
+            document_id=str(form.get("id") or "") or default_id,
+            title=str(form.get("title") or "") or None,
+        )
+    try:
+        body = DocumentCreate.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInputError(f"invalid document body: {where}: {first['msg']}") from None
+    return ArticleInput(text=body.text, document_id=body.id, title=body.title, metadata=body.metadata)
+
+
+@router.get("/v1/documents", tags=["documents"])
+def list_documents(service: ServiceDep) -> DocumentList:
+    return DocumentList(documents=service.list_documents())
+
+
+@router.get("/v1/documents/{document_id}", tags=["documents"])
+def get_document(document_id: str, service: ServiceDep) -> Document:
+    return service.get_document(document_id)
+
+
+@router.delete("/v1/documents/{document_id}", tags=["documents"])
+def delete_document(document_id: str, service: ServiceDep) -> Deleted:
+    service.delete_document(document_id)
+    return Deleted(id=document_id)
+
+
+@router.post("/v1/retrieve", tags=["retrieval"])
+def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
+    passages = service.retrieve(body.query, body.top_k, body.document_ids)
+    return RetrieveResponse(query=body.query, passages=passages)

@@ -1,0 +1,3 @@
+"""Question answering over news articles with citations a reader can check."""
+
+__version__ = "0.1.0"

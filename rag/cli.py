@@ -1,0 +1,145 @@
+"""The `rag` command. Settings are built once here and handed down; every RagError becomes a
+one-line message and a non-zero exit in `main`, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from rag.config import Settings
+from rag.errors import RagError
+
+
+class Context:
+    """What subcommands share: the settings, and a service built on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._service = None
+
+    @property
+    def service(self):
+        if self._service is None:
+            from rag.service import RagService  # heavy imports only when a command needs them
+
+            self._service = RagService.from_settings(self.settings)
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Overrides RAG_DATA_DIR.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """Answer questions about news articles with citations you can check."""
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    ctx.obj = Context(Settings(**overrides))
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_context
+def ingest(app: Context, paths: tuple[Path, ...]) -> None:
+    """Ingest .txt/.md files and folders of them."""
+    from rag.documents import iter_article_files
+
+    files = list(iter_article_files(list(paths)))
+    show_bar = len(files) > 1 and sys.stderr.isatty()
+    with click.progressbar(length=len(files), label="ingesting", file=sys.stderr) if show_bar else _NoBar() as bar:
+        results = app.service.ingest_paths(files, on_each=lambda _: bar.update(1))
+    for result in results:
+        click.echo(f"{result.status:9} {result.document_id}  ({result.chunk_count} chunks)  {result.title}")
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, _: int) -> None:
+        return None
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--top-k", type=click.IntRange(1, 50), help="Passages to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+@pass_context
+def search(app: Context, query: str, top_k: int | None, as_json: bool) -> None:
+    """Retrieve the passages that best match QUERY."""
+    passages = app.service.retrieve(query, top_k)
+    if as_json:
+        click.echo(json.dumps({"query": query, "passages": [p.model_dump() for p in passages]}, indent=2))
+        return
+    if not passages:
+        click.echo("no passages found (is anything ingested?)")
+    for rank, passage in enumerate(passages, 1):
+        click.echo(f"{rank}. {passage.document_id} [{passage.start}:{passage.end}] score={passage.score:.4f}")
+        click.echo(f"   {passage.text}")
+
+
+@cli.command()
+@click.option("--delete", "delete_id", metavar="ID", help="Delete this document.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
+    """List ingested documents, or delete one."""
+    if delete_id:
+        app.service.delete_document(delete_id)
+        click.echo(f"deleted {delete_id}")
+        return
+    docs = app.service.list_documents()
+    if as_json:
+        click.echo(json.dumps([d.model_dump(mode="json") for d in docs], indent=2))
+        return
+    if not docs:
+        click.echo("no documents")
+    for doc in docs:
+        click.echo(f"{doc.id}  {doc.chunk_count:3} chunks  {doc.ingested_at:%Y-%m-%d %H:%M}  {doc.title}")
+
+
+@cli.command()
+@click.option("--host", help="Bind address (RAG_HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (RAG_PORT).")
+@pass_context
+def serve(app: Context, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (ingests the seed articles into an empty store first)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = app.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
+    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RagError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:  # bad RAG_* settings
+        first = exc.errors()[0]
+        click.echo(f"error: invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,97 @@
+"""Settings: one typed object, built once at the edge (CLI or app factory) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variables use the ``RAG_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory for the embedded Chroma database and the model cache.",
+    )
+    collection: str = Field(
+        "news",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,50}[A-Za-z0-9]$",
+        description="Chroma collection holding the chunks (documents live in '<name>_documents').",
+    )
+    chroma_url: str = Field(
+        "",
+        description="Empty: an embedded PersistentClient in data_dir. Set (http://host:port): "
+        "an HttpClient to a `chroma run` server.",
+    )
+
+    # --- ingest --------------------------------------------------------------------------
+    chunk_size: int = Field(
+        96, ge=16, le=256, description="Chunk size in embedding-model tokens (the model reads 256)."
+    )
+    chunk_overlap: int = Field(0, ge=0, le=128, description="Tokens shared by neighbouring chunks.")
+    embed_batch_size: int = Field(32, ge=1, le=512, description="Texts per embedding-model call.")
+    max_document_bytes: int = Field(
+        2_000_000, ge=1, description="Largest accepted article (UTF-8 bytes); larger gets HTTP 413."
+    )
+
+    # --- retrieval -----------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval.")
+    candidate_k: int = Field(
+        20, ge=1, le=200, description="Candidates each retriever (dense, BM25) offers to fusion."
+    )
+    max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
+
+    # --- serving -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    seed_dir: Path = Field(Path("seeds"), description="Articles ingested on first start.")
+    seed_on_empty: bool = Field(
+        True, description="Ingest seed_dir when the service starts over an empty store."
+    )
+
+    # --- LLM -----------------------------------------------------------------------------
+    llm_base_url: str = Field(
+        "",
+        description="OpenAI-compatible endpoint (https://api.openai.com/v1, vLLM, Ollama, "
+        "llama.cpp). Empty: start the embedded llama.cpp server with the packaged model.",
+    )
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="Model name sent to the endpoint (the embedded server's alias by default).",
+    )
+    llm_api_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("RAG_LLM_API_KEY", "OPENAI_API_KEY", "llm_api_key"),
+        description="API key for the endpoint (OPENAI_API_KEY is honoured too).",
+    )
+    llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one LLM request.")
+    llm_max_retries: int = Field(1, ge=0, le=5, description="Retries of a failed LLM request.")
+    llm_max_tokens: int = Field(384, ge=16, le=4096, description="Most tokens the LLM may write.")
+    llm_json_mode: str = Field(
+        "auto",
+        pattern=r"^(auto|json_schema|json_object|none)$",
+        description="Structured-output style: json_schema (OpenAI, vLLM), json_object with a "
+        "schema (llama.cpp), none (prompt only); auto picks json_object for the embedded server "
+        "and json_schema otherwise.",
+    )
+    llm_model_path: Path | None = Field(
+        None, description="A local GGUF for the embedded server instead of the packaged model."
+    )
+    llm_context_tokens: int = Field(4096, ge=512, description="Embedded server context window.")
+    llm_threads: int = Field(0, ge=0, description="Embedded server threads (0: all cores).")
+    llm_startup_timeout_s: float = Field(
+        180.0, gt=0, description="How long to wait for the embedded server to become ready."
+    )
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"

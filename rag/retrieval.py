@@ -1,0 +1,88 @@
+"""Hybrid retrieval: dense (Chroma, cosine) and BM25 ranked lists fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import threading
+
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import MockLLM
+from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
+from llama_index.core.retrievers.fusion_retriever import FUSION_MODES
+from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.retrievers.bm25 import BM25Retriever
+
+from rag.models import Passage
+from rag.store import ChromaStore, node_to_chunk
+
+
+class _EmptyRetriever(BaseRetriever):
+    """BM25 cannot be built over zero chunks; an empty store simply finds nothing."""
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return []
+
+
+class HybridRetriever:
+    """Keeps a BM25 index in step with the store and fuses it with dense search."""
+
+    def __init__(self, store: ChromaStore, embed_model: BaseEmbedding, candidate_k: int) -> None:
+        self._store = store
+        self._candidate_k = candidate_k
+        self._index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embed_model)
+        self._bm25: BaseRetriever = _EmptyRetriever()
+        self._bm25_state: tuple[int, int] | None = None
+        self._bm25_lock = threading.Lock()
+
+    def _bm25_retriever(self) -> BaseRetriever:
+        # Rebuilt when this process wrote (generation) or another writer changed the chunk
+        # count (a shared Chroma server), checked before every search.
+        state = (self._store.generation, self._store.counts()[1])
+        with self._bm25_lock:
+            if state != self._bm25_state:
+                nodes = self._store.all_chunk_nodes()
+                self._bm25 = (
+                    BM25Retriever.from_defaults(
+                        nodes=nodes, similarity_top_k=min(self._candidate_k, len(nodes)),
+                        language="english",
+                    )
+                    if nodes
+                    else _EmptyRetriever()
+                )
+                self._bm25_state = state
+            return self._bm25
+
+    def retrieve(self, query: str, top_k: int, document_ids: list[str] | None = None) -> list[Passage]:
+        filters = None
+        if document_ids:
+            filters = MetadataFilters(
+                filters=[MetadataFilter(key="document_id", operator=FilterOperator.IN, value=document_ids)]
+            )
+        dense = self._index.as_retriever(similarity_top_k=self._candidate_k, filters=filters)
+        fusion = QueryFusionRetriever(
+            [dense, self._bm25_retriever()],
+            mode=FUSION_MODES.RECIPROCAL_RANK,
+            similarity_top_k=self._candidate_k if document_ids else top_k,
+            num_queries=1,  # no LLM query rewriting: the LLM below is never called
+            use_async=False,
+            llm=MockLLM(),
+        )
+        results = fusion.retrieve(query)
+        if document_ids:
+            wanted = set(document_ids)
+            results = [r for r in results if r.node.ref_doc_id in wanted]  # BM25 is unfiltered
+        return [_passage(result) for result in results[:top_k]]
+
+
+def _passage(result: NodeWithScore) -> Passage:
+    chunk = node_to_chunk(result.node)
+    return Passage(
+        document_id=chunk.document_id,
+        title=str(result.node.metadata.get("title", "")),
+        chunk_id=chunk.chunk_id,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        score=round(float(result.score or 0.0), 6),
+    )

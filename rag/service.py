@@ -1,0 +1,178 @@
+"""RagService: the only place that wires the parts together. The API and the CLI call it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rag.config import Settings
+from rag.documents import (
+    Chunker,
+    clean_text,
+    decode_article,
+    default_title,
+    iter_article_files,
+    validate_document_id,
+)
+from rag.embedding import MODEL_NAME, MiniLMEmbedding
+from rag.errors import InvalidInputError, NotFoundError, RagError
+from rag.models import Document, DocumentInfo, Health, IngestResult, Passage
+from rag.retrieval import HybridRetriever
+from rag.store import ChromaStore, connect
+
+log = logging.getLogger(__name__)
+
+MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ArticleInput:
+    """An article as it arrives, before cleaning."""
+
+    text: str
+    document_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
+
+
+class RagService:
+    def __init__(self, settings: Settings, store: ChromaStore, embedder: MiniLMEmbedding) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
+        self.retriever = HybridRetriever(store, embedder, settings.candidate_k)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RagService:
+        embedder = MiniLMEmbedding(embed_batch_size=settings.embed_batch_size)
+        store = ChromaStore(connect(settings), settings.collection)
+        return cls(settings, store, embedder)
+
+    def close(self) -> None:
+        """Release what the service started (the embedded LLM server, once there is one)."""
+
+    # --- ingest --------------------------------------------------------------------------
+    def ingest(self, article: ArticleInput) -> IngestResult:
+        size = len(article.text.encode("utf-8"))
+        if size > self.settings.max_document_bytes:
+            from rag.errors import DocumentTooLargeError
+
+            raise DocumentTooLargeError(
+                f"article is {size:,} bytes; the limit is {self.settings.max_document_bytes:,} "
+                "(RAG_MAX_DOCUMENT_BYTES)"
+            )
+        cleaned = clean_text(article.text)
+        if not cleaned.text:
+            raise InvalidInputError("article text is empty once whitespace and page debris are removed")
+        document_id = validate_document_id(article.document_id or f"doc-{cleaned.sha256[:16]}")
+        title = (article.title or "").strip() or default_title(cleaned.text)
+        metadata = dict(article.metadata or {})
+
+        existing = self.store.document_info(document_id)
+        if existing and (existing.sha256, existing.title, existing.metadata) == (
+            cleaned.sha256, title, metadata
+        ):
+            return IngestResult(
+                document_id=document_id, title=title, status="unchanged",
+                chunk_count=existing.chunk_count,
+            )
+        chunks = self.chunker.chunk(document_id, cleaned.text)
+        embeddings = self.embedder.get_text_embedding_batch([chunk.text for chunk in chunks])
+        info = DocumentInfo(
+            id=document_id,
+            title=title,
+            chunk_count=len(chunks),
+            sha256=cleaned.sha256,
+            ingested_at=datetime.now(timezone.utc),
+            metadata=metadata,
+        )
+        self.store.write_document(info, cleaned.text, chunks, embeddings)
+        return IngestResult(
+            document_id=document_id, title=title,
+            status="updated" if existing else "created", chunk_count=len(chunks),
+        )
+
+    def read_article_file(self, path: Path) -> ArticleInput:
+        text = decode_article(path.read_bytes(), str(path), self.settings.max_document_bytes)
+        return ArticleInput(text=text, document_id=validate_document_id(path.stem))
+
+    def ingest_paths(
+        self, paths: Iterable[Path], on_each: Callable[[IngestResult], None] | None = None
+    ) -> list[IngestResult]:
+        """Ingest files and folders. Every file is read and checked before any is written,
+        so one bad file leaves the store as it was."""
+        articles = [self.read_article_file(path) for path in iter_article_files(list(paths))]
+        for article in articles:
+            if not clean_text(article.text).text:
+                raise InvalidInputError(f"{article.document_id}: the file holds no text")
+        results = []
+        for article in articles:
+            result = self.ingest(article)
+            results.append(result)
+            if on_each:
+                on_each(result)
+        return results
+
+    def seed_if_empty(self) -> list[IngestResult]:
+        if not self.settings.seed_on_empty or self.store.counts()[0] > 0:
+            return []
+        if not self.settings.seed_dir.is_dir():
+            log.warning("seed folder %s not found; starting with an empty store", self.settings.seed_dir)
+            return []
+        results = self.ingest_paths([self.settings.seed_dir])
+        log.info("ingested %d seed articles from %s", len(results), self.settings.seed_dir)
+        return results
+
+    # --- documents -----------------------------------------------------------------------
+    def list_documents(self) -> list[DocumentInfo]:
+        return self.store.list_documents()
+
+    def get_document(self, document_id: str) -> Document:
+        info = self.store.document_info(document_id)
+        text = self.store.document_text(document_id) if info else None
+        if info is None or text is None:
+            raise NotFoundError(f"no document with id {document_id!r}")
+        return Document(**info.model_dump(), text=text, chunks=self.store.chunks_of(document_id))
+
+    def delete_document(self, document_id: str) -> None:
+        if self.store.document_info(document_id) is None:
+            raise NotFoundError(f"no document with id {document_id!r}")
+        self.store.delete_document(document_id)
+
+    # --- retrieval -----------------------------------------------------------------------
+    def check_query(self, query: str) -> str:
+        query = " ".join(query.split())
+        if not query:
+            raise InvalidInputError("query is empty")
+        if len(query) > self.settings.max_query_chars:
+            raise InvalidInputError(
+                f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}"
+            )
+        return query
+
+    def retrieve(
+        self, query: str, top_k: int | None = None, document_ids: list[str] | None = None
+    ) -> list[Passage]:
+        query = self.check_query(query)
+        top_k = top_k or self.settings.top_k
+        if not 1 <= top_k <= 50:
+            raise InvalidInputError("top_k must be between 1 and 50")
+        return self.retriever.retrieve(query, top_k, document_ids)
+
+    def health(self) -> Health:
+        try:
+            self.store.ping()
+            documents, chunks = self.store.counts()
+        except RagError as exc:
+            return Health(
+                status="degraded", store="unreachable", documents=None, chunks=None,
+                embedding_model=MODEL_NAME, llm=self.settings.llm_model, detail=exc.message,
+            )
+        return Health(
+            status="ok", store="ok", documents=documents, chunks=chunks,
+            embedding_model=MODEL_NAME, llm=self.settings.llm_model,
+        )

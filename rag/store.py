@@ -1,0 +1,203 @@
+"""Chroma, embedded or server, holding two collections: the chunks (vectors, through
+LlamaIndex's ChromaVectorStore) and a document registry (canonical text and facts)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from rag.config import Settings
+from rag.errors import InvalidInputError, StoreUnavailableError
+from rag.models import Chunk, DocumentInfo
+
+# Metadata LlamaIndex keeps on every chunk; none of it may reach the vectors or the prompt.
+CHUNK_METADATA_KEYS = ["title", "chunk_index", "start", "end"]
+# The registry needs no vectors, but Chroma wants one per record.
+_REGISTRY_VECTOR = [1.0]
+
+
+def connect(settings: Settings) -> chromadb.ClientAPI:
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if not settings.chroma_url:
+            settings.chroma_path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise InvalidInputError(f"RAG_CHROMA_URL must be http(s)://host:port, got {settings.chroma_url!r}")
+        return chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
+        raise StoreUnavailableError(f"cannot open Chroma ({settings.chroma_url or settings.chroma_path}): {exc}") from exc
+
+
+class ChromaStore:
+    """Writes and reads of documents and their chunks. Writes are serialised in-process."""
+
+    def __init__(self, client: chromadb.ClientAPI, collection: str) -> None:
+        self._client = client
+        self._write_lock = threading.Lock()
+        self._generation = 0
+        try:
+            self._chunks = client.get_or_create_collection(
+                collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+            self._registry = client.get_or_create_collection(
+                f"{collection}_documents", embedding_function=None
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(f"cannot open Chroma collection {collection!r}: {exc}") from exc
+        self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every write, so readers (BM25) know when to refresh."""
+        return self._generation
+
+    # --- reads ---------------------------------------------------------------------------
+    def ping(self) -> None:
+        try:
+            self._client.heartbeat()
+        except Exception as exc:
+            raise StoreUnavailableError(f"Chroma is unreachable: {exc}") from exc
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        return self._guard(lambda: (self._registry.count(), self._chunks.count()))
+
+    def document_info(self, document_id: str) -> DocumentInfo | None:
+        found = self._guard(lambda: self._registry.get(ids=[document_id], include=["metadatas"]))
+        return _info(found["ids"][0], found["metadatas"][0]) if found["ids"] else None
+
+    def document_text(self, document_id: str) -> str | None:
+        found = self._guard(lambda: self._registry.get(ids=[document_id], include=["documents"]))
+        return found["documents"][0] if found["ids"] else None
+
+    def list_documents(self) -> list[DocumentInfo]:
+        found = self._guard(lambda: self._registry.get(include=["metadatas"]))
+        infos = [_info(i, m) for i, m in zip(found["ids"], found["metadatas"])]
+        return sorted(infos, key=lambda info: info.id)
+
+    def chunks_of(self, document_id: str) -> list[Chunk]:
+        nodes = self._guard(lambda: self._chunk_nodes(where={"document_id": document_id}))
+        return sorted((node_to_chunk(n) for n in nodes), key=lambda c: c.index)
+
+    def all_chunk_nodes(self) -> list[TextNode]:
+        return self._guard(lambda: self._chunk_nodes(where=None))
+
+    def _chunk_nodes(self, where: dict | None) -> list[TextNode]:
+        found = self._chunks.get(where=where, include=["documents", "metadatas"])
+        return [
+            metadata_dict_to_node(metadata, text=text)
+            for text, metadata in zip(found["documents"], found["metadatas"])
+        ]
+
+    # --- writes --------------------------------------------------------------------------
+    def write_document(
+        self, info: DocumentInfo, text: str, chunks: list[Chunk], embeddings: list[list[float]]
+    ) -> None:
+        """Replace a document's chunks and record: new chunk ids are upserted before the
+        stale ones are removed, so a reader never sees the document without chunks."""
+        nodes = [chunk_to_node(chunk, info.title, vector) for chunk, vector in zip(chunks, embeddings)]
+        new_ids = {chunk.chunk_id for chunk in chunks}
+        with self._write_lock:
+            def write() -> None:
+                old = self._chunks.get(where={"document_id": info.id}, include=[])["ids"]
+                if nodes:
+                    self._chunks.upsert(
+                        ids=[n.node_id for n in nodes],
+                        embeddings=[n.embedding for n in nodes],
+                        documents=[n.text for n in nodes],
+                        # LlamaIndex's own record format, so ChromaVectorStore reads them back.
+                        metadatas=[node_to_metadata_dict(n, remove_text=True) for n in nodes],
+                    )
+                stale = [i for i in old if i not in new_ids]
+                if stale:
+                    self._chunks.delete(ids=stale)
+                self._registry.upsert(
+                    ids=[info.id],
+                    embeddings=[_REGISTRY_VECTOR],
+                    documents=[text],
+                    metadatas=[_registry_metadata(info)],
+                )
+
+            self._guard(write)
+            self._generation += 1
+
+    def delete_document(self, document_id: str) -> None:
+        with self._write_lock:
+            def delete() -> None:
+                self.vector_store.delete(ref_doc_id=document_id)
+                self._registry.delete(ids=[document_id])
+
+            self._guard(delete)
+            self._generation += 1
+
+    @staticmethod
+    def _guard(operation):
+        try:
+            return operation()
+        except Exception as exc:
+            raise StoreUnavailableError(f"Chroma request failed: {exc}") from exc
+
+
+def chunk_to_node(chunk: Chunk, title: str, embedding: list[float] | None = None) -> TextNode:
+    node = TextNode(
+        id_=chunk.chunk_id,
+        text=chunk.text,
+        embedding=embedding,
+        start_char_idx=chunk.start,
+        end_char_idx=chunk.end,
+        metadata={"title": title, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end},
+        excluded_embed_metadata_keys=CHUNK_METADATA_KEYS,
+        excluded_llm_metadata_keys=CHUNK_METADATA_KEYS,
+    )
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.document_id)
+    return node
+
+
+def node_to_chunk(node: TextNode) -> Chunk:
+    meta = node.metadata
+    return Chunk(
+        chunk_id=node.node_id,
+        document_id=node.ref_doc_id or meta["document_id"],
+        index=int(meta["chunk_index"]),
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        text=node.get_content(),
+    )
+
+
+def _registry_metadata(info: DocumentInfo) -> dict:
+    return {
+        "title": info.title,
+        "chunk_count": info.chunk_count,
+        "sha256": info.sha256,
+        "ingested_at": info.ingested_at.isoformat(),
+        "metadata_json": json.dumps(info.metadata, sort_keys=True),
+    }
+
+
+def _info(document_id: str, meta: dict) -> DocumentInfo:
+    return DocumentInfo(
+        id=document_id,
+        title=meta["title"],
+        chunk_count=int(meta["chunk_count"]),
+        sha256=meta["sha256"],
+        ingested_at=datetime.fromisoformat(meta["ingested_at"]),
+        metadata=json.loads(meta.get("metadata_json") or "{}"),
+    )

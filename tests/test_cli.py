@@ -1,0 +1,82 @@
+"""The `rag` CLI through click's runner, and once as the installed console script."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import cli
+from tests.conftest import DOC_A, DOC_B, SEEDS
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, ["--data-dir", str(tmp_path / "data"), *args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_ingest_search_documents_delete(run):
+    ingested = run("ingest", str(SEEDS))
+    assert ingested.exit_code == 0, ingested.output
+    assert ingested.output.count("created") == 2
+    assert run("ingest", str(SEEDS)).output.count("unchanged") == 2
+
+    found = run("search", "Which town did the Russian Defense Ministry say it retook?", "--json")
+    passages = json.loads(found.output)["passages"]
+    assert len(passages) == 5 and any("retaking of Sudzha" in p["text"] for p in passages)
+
+    listing = run("documents")
+    assert DOC_A in listing.output and DOC_B in listing.output
+    assert run("documents", "--delete", DOC_B).output.strip() == f"deleted {DOC_B}"
+    assert [d["id"] for d in json.loads(run("documents", "--json").output)] == [DOC_A]
+
+
+def rag_script(tmp_path, *args):
+    """The installed console script, so error handling is seen as a user sees it."""
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
+    code = "from rag.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ingest", "does-not-exist"], "error: does-not-exist: no such file or folder"),
+        (["search", "   "], "error: query is empty"),
+        (["documents", "--delete", "nope"], "error: no document with id 'nope'"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(tmp_path, args, message):
+    result = rag_script(tmp_path, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == message
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_empty_folder_and_binary_file(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = rag_script(tmp_path, "ingest", str(empty))
+    assert result.returncode == 1 and "no .txt or .md files" in result.stderr
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(b"\x89PNG\x00\x00")
+    result = rag_script(tmp_path, "ingest", str(binary))
+    assert result.returncode == 1 and "binary" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_setting_is_one_line(tmp_path):
+    env = {**os.environ, "RAG_TOP_K": "many"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from rag.cli import main; main()", "documents"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 2 and result.stderr.startswith("error: invalid setting top_k")
