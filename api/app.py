@@ -32,6 +32,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         )
         try:
             if owned:
+                app.state.service.llm.start()  # loads in the background; /v1/ask waits for it
                 await run_in_threadpool(app.state.service.seed_if_empty)
             yield
         finally:

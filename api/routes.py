@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.schemas import (
+    AskRequest,
     Deleted,
     DocumentCreate,
     DocumentList,
@@ -18,7 +19,7 @@ from api.schemas import (
 )
 from rag.documents import decode_article
 from rag.errors import InvalidInputError
-from rag.models import Document, Health, IngestResult
+from rag.models import Answer, Document, Health, IngestResult
 from rag.service import ArticleInput, RagService
 
 
@@ -115,3 +116,9 @@ def delete_document(document_id: str, service: ServiceDep) -> Deleted:
 def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
     passages = service.retrieve(body.query, body.top_k, body.document_ids)
     return RetrieveResponse(query=body.query, passages=passages)
+
+
+@router.post("/v1/ask", tags=["answers"])
+def ask(body: AskRequest, service: ServiceDep) -> Answer:
+    """Answer from the retrieved passages with verified citations, or abstain."""
+    return service.ask(body.question, body.top_k, body.document_ids)

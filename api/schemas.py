@@ -38,3 +38,9 @@ class RetrieveResponse(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, description="A question about the ingested articles.")
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
+    document_ids: list[str] | None = Field(None, description="Answer only from these documents.")

@@ -92,6 +92,25 @@ def search(app: Context, query: str, top_k: int | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("question")
+@click.option("--top-k", type=click.IntRange(1, 50), help="Passages to give the model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+@pass_context
+def ask(app: Context, question: str, top_k: int | None, as_json: bool) -> None:
+    """Answer QUESTION from the articles, with citations."""
+    answer = app.service.ask(question, top_k)
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+        return
+    click.echo(answer.answer)
+    if answer.abstained and answer.abstain_reason:
+        click.echo(f"({answer.abstain_reason})")
+    for citation in answer.citations:
+        click.echo(f"[{citation.ref}] {citation.document_id} [{citation.start}:{citation.end}]")
+        click.echo(f"    “{citation.quote}”")
+
+
+@cli.command()
 @click.option("--delete", "delete_id", metavar="ID", help="Delete this document.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rag.answering import Answerer
 from rag.config import Settings
 from rag.documents import (
     Chunker,
@@ -18,8 +20,9 @@ from rag.documents import (
     validate_document_id,
 )
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
-from rag.errors import InvalidInputError, NotFoundError, RagError
-from rag.models import Document, DocumentInfo, Health, IngestResult, Passage
+from rag.errors import DocumentTooLargeError, InvalidInputError, NotFoundError, RagError
+from rag.llm import LLM
+from rag.models import Answer, Document, DocumentInfo, Health, IngestResult, Passage
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
 
@@ -39,28 +42,31 @@ class ArticleInput:
 
 
 class RagService:
-    def __init__(self, settings: Settings, store: ChromaStore, embedder: MiniLMEmbedding) -> None:
+    def __init__(
+        self, settings: Settings, store: ChromaStore, embedder: MiniLMEmbedding, llm: LLM
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.retriever = HybridRetriever(store, embedder, settings.candidate_k)
+        self.answerer = Answerer(llm)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:
         embedder = MiniLMEmbedding(embed_batch_size=settings.embed_batch_size)
         store = ChromaStore(connect(settings), settings.collection)
-        return cls(settings, store, embedder)
+        return cls(settings, store, embedder, LLM(settings))
 
     def close(self) -> None:
-        """Release what the service started (the embedded LLM server, once there is one)."""
+        """Stop what the service started (the embedded LLM server)."""
+        self.llm.close()
 
     # --- ingest --------------------------------------------------------------------------
     def ingest(self, article: ArticleInput) -> IngestResult:
         size = len(article.text.encode("utf-8"))
         if size > self.settings.max_document_bytes:
-            from rag.errors import DocumentTooLargeError
-
             raise DocumentTooLargeError(
                 f"article is {size:,} bytes; the limit is {self.settings.max_document_bytes:,} "
                 "(RAG_MAX_DOCUMENT_BYTES)"
@@ -163,6 +169,15 @@ class RagService:
             raise InvalidInputError("top_k must be between 1 and 50")
         return self.retriever.retrieve(query, top_k, document_ids)
 
+    # --- answering -----------------------------------------------------------------------
+    def ask(
+        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None
+    ) -> Answer:
+        started = time.perf_counter()
+        passages = self.retrieve(question, top_k, document_ids)
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        return self.answerer.answer(self.check_query(question), passages, retrieve_ms)
+
     def health(self) -> Health:
         try:
             self.store.ping()
@@ -170,9 +185,10 @@ class RagService:
         except RagError as exc:
             return Health(
                 status="degraded", store="unreachable", documents=None, chunks=None,
-                embedding_model=MODEL_NAME, llm=self.settings.llm_model, detail=exc.message,
+                embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
+                detail=exc.message,
             )
         return Health(
             status="ok", store="ok", documents=documents, chunks=chunks,
-            embedding_model=MODEL_NAME, llm=self.settings.llm_model,
+            embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
         )

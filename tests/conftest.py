@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from rag.config import Settings
 from rag.embedding import MiniLMEmbedding
+from rag.llm import LLM
 from rag.service import RagService
 from rag.store import ChromaStore, connect
 
@@ -33,7 +34,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def build_service(settings: Settings, embedder: MiniLMEmbedding) -> RagService:
-    return RagService(settings, ChromaStore(connect(settings), settings.collection), embedder)
+    return RagService(settings, ChromaStore(connect(settings), settings.collection), embedder, LLM(settings))
 
 
 @pytest.fixture
@@ -60,3 +61,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def fake_llm():
+    from tests.fake_llm import FakeChatServer
+
+    return FakeChatServer()
+
+
+@pytest.fixture
+def answering(tmp_path: Path, embedder: MiniLMEmbedding, fake_llm):
+    """A seeded service whose LLM is the fake at the HTTP boundary."""
+    from tests.fake_llm import BASE_URL
+
+    settings = Settings(
+        data_dir=tmp_path / "data", seed_dir=SEEDS, llm_base_url=BASE_URL, llm_model="fake-model",
+        llm_max_retries=0,
+    )
+    svc = RagService(
+        settings, ChromaStore(connect(settings), settings.collection), embedder,
+        LLM(settings, http_client=fake_llm.client()),
+    )
+    svc.ingest_paths([SEEDS])
+    yield svc
+    svc.close()
+    SharedSystemClient.clear_system_cache()

@@ -80,3 +80,17 @@ def test_bad_setting_is_one_line(tmp_path):
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode == 2 and result.stderr.startswith("error: invalid setting top_k")
+
+
+def test_llm_down_is_a_one_line_message(tmp_path):
+    assert rag_script(tmp_path, "ingest", str(SEEDS)).returncode == 0
+    env_url = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_LLM_BASE_URL": env_url,
+           "RAG_LLM_MAX_RETRIES": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from rag.cli import main; main()", "ask", "How many soldiers surrendered?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot reach the LLM at {env_url}")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,226 @@
+"""Citation checking: the code, not the model, decides whether a quote holds.
+
+A quote holds when it occurs in a retrieved passage, allowing only for differences of
+whitespace, quote marks and letter case. A held quote is widened to the sentence(s) it sits
+in, so a reader sees the whole statement of fact, and reported with document offsets. A claim
+stands only if its cited sentences carry its key content and touch the question.
+
+Small models often state a fact right but quote the wrong sentence. The model's quote is
+then treated as a pointer that missed: the claim is re-anchored on the retrieved sentence
+that carries most of its content, if one passes the same support test with a higher bar.
+A claim with neither is dropped."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.models import Citation, Passage
+
+_QUOTE_MARKS = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
+                              "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"'})
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]*(?=\s)|\n\n")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+MIN_QUOTE_WORDS = 3
+MIN_SALVAGED_WORDS = 5
+SUPPORT_RATIO = 0.5  # share of a statement's content words its evidence must hold
+REANCHOR_RATIO = 0.7  # the same, for a sentence found by the code rather than quoted
+REANCHOR_MIN_WORDS = 3  # "The war is over" says too little to be matched to a sentence
+_STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself just me
+    more most my no nor not now of off on once only or other our out over own same she should so
+    some such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who whom why will with would you your
+    said says say according article articles report reported reports tell told many much""".split()
+)
+
+
+@dataclass(frozen=True)
+class DraftClaim:
+    """A claim as the model wrote it: unchecked."""
+
+    statement: str
+    passage: int  # 1-based, as numbered in the prompt
+    quote: str
+
+
+@dataclass(frozen=True)
+class VerifiedClaim:
+    statement: str
+    citations: list[Citation]
+
+
+@dataclass(frozen=True)
+class _Span:
+    passage: Passage
+    start: int  # offsets into the passage text
+    end: int
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """Case-folded text with quote marks unified and whitespace runs collapsed, plus the
+    original index of every character kept."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text.translate(_QUOTE_MARKS).lower()):
+        if char.isspace():
+            if chars and chars[-1] == " ":
+                continue
+            char = " "
+        chars.append(char)
+        origin.append(index)
+    return "".join(chars), origin
+
+
+def _clean_quote(quote: str) -> str:
+    quote = quote.strip().strip("\"'“”‘’").strip()
+    return re.sub(r"(\.\.\.|…)$", "", quote).strip()
+
+
+def locate(quote: str, text: str) -> tuple[int, int] | None:
+    """Where ``quote`` occurs in ``text`` (only whitespace, quote marks and case may differ)."""
+    needle, _ = _normalise(_clean_quote(quote))
+    needle = needle.strip()
+    if len(needle.split()) < MIN_QUOTE_WORDS:
+        return None  # too short to show anything: "the", "Russia said"
+    haystack, origin = _normalise(text)
+    at = haystack.find(needle)
+    if at < 0:
+        return None
+    return origin[at], origin[at + len(needle) - 1] + 1
+
+
+def locate_leading_words(quote: str, text: str) -> tuple[int, int] | None:
+    """The longest run of the quote's leading whole words found in ``text``: a quote the model
+    began verbatim but ran past its length cap (or off the passage) keeps its verified part."""
+    words = _clean_quote(quote).split()
+    for count in range(len(words) - 1, MIN_SALVAGED_WORDS - 1, -1):
+        span = locate(" ".join(words[:count]), text)
+        if span:
+            return span
+    return None
+
+
+def widen_to_sentences(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow [start, end) to whole sentences of ``text``."""
+    sentence_start = 0
+    for match in _SENTENCE_END.finditer(text, 0, start):
+        sentence_start = match.end()
+    following = _SENTENCE_END.search(text, max(end - 1, start))
+    sentence_end = following.end() if following and following.group() != "\n\n" else (
+        following.start() if following else len(text)
+    )
+    while sentence_start < start and text[sentence_start].isspace():
+        sentence_start += 1
+    return sentence_start, max(sentence_end, end)
+
+
+def _find(draft: DraftClaim, passages: list[Passage]) -> _Span | None:
+    cited = passages[draft.passage - 1] if 1 <= draft.passage <= len(passages) else None
+    # The cited passage first; a quote found in another retrieved passage is re-pointed there.
+    order = ([cited] if cited else []) + [p for p in passages if p is not cited]
+    for finder in (locate, locate_leading_words):
+        for passage in order:
+            span = finder(draft.quote, passage.text)
+            if span:
+                return _Span(passage, *widen_to_sentences(passage.text, *span))
+    return None
+
+
+def _text(span: _Span) -> str:
+    return span.passage.text[span.start : span.end]
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end() if match.group() != "\n\n" else match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(a + len(text[a:b]) - len(text[a:b].lstrip()), b) for a, b in spans if text[a:b].strip()]
+
+
+def _reanchor(statement: str, question: str, passages: list[Passage]) -> _Span | None:
+    claimed = content_words(statement)
+    if len(claimed) < REANCHOR_MIN_WORDS:
+        return None
+    best: tuple[float, _Span] | None = None
+    for passage in passages:
+        for start, end in _sentences(passage.text):
+            sentence = passage.text[start:end]
+            if not supports(statement, sentence, question, REANCHOR_RATIO):
+                continue
+            overlap = len(claimed & content_words(sentence)) / len(claimed)
+            if best is None or overlap > best[0]:
+                best = (overlap, _Span(passage, start, end))
+    return best[1] if best else None
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased content words, cut to a crude stem so 'surrendered' meets 'surrender'."""
+    words = (w.lower().replace("’", "'") for w in _WORD.findall(text))
+    return {w[:6] for w in words if len(w) > 2 and w not in _STOPWORDS}
+
+
+def numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def supports(statement: str, evidence: str, question: str, ratio: float = SUPPORT_RATIO) -> bool:
+    """Whether the evidence carries the statement's key content and bears on the question."""
+    if not numbers(statement) <= numbers(evidence):
+        return False
+    claimed = content_words(statement)
+    present = content_words(evidence)
+    if not claimed or len(claimed & present) / len(claimed) < ratio:
+        return False
+    asked = content_words(question)
+    return not asked or bool(asked & present)
+
+
+def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:
+    """Keep the claims whose quotes hold and support them; number the citations 1, 2, …
+    in order of first use, one number per distinct span."""
+    refs: dict[tuple[str, int, int], int] = {}
+    claims: list[VerifiedClaim] = []
+    for draft in drafts:
+        statement = re.sub(r"\s*\[\d+\]", "", " ".join(draft.statement.split())).strip()
+        if not statement:
+            continue
+        span = _find(draft, passages)
+        if span is None or not supports(statement, _text(span), question):
+            span = _reanchor(statement, question, passages)
+        if span is None:
+            continue
+        quote = _text(span)
+        start, end = span.passage.start + span.start, span.passage.start + span.end
+        key = (span.passage.document_id, start, end)
+        ref = refs.setdefault(key, len(refs) + 1)
+        citation = Citation(
+            ref=ref, document_id=span.passage.document_id, title=span.passage.title,
+            chunk_id=span.passage.chunk_id, quote=quote, start=start, end=end,
+        )
+        if any(c.statement == statement for c in claims):
+            claims = [
+                VerifiedClaim(c.statement, c.citations + [citation]) if c.statement == statement else c
+                for c in claims
+            ]
+        else:
+            claims.append(VerifiedClaim(statement, [citation]))
+    return claims
+
+
+def render(claims: list[VerifiedClaim]) -> tuple[str, list[Citation]]:
+    """Answer text with [n] markers after each statement, and the citations it uses."""
+    sentences = []
+    cited: dict[int, Citation] = {}
+    for claim in claims:
+        markers = "".join(f"[{c.ref}]" for c in sorted({c.ref: c for c in claim.citations}.values(), key=lambda c: c.ref))
+        body = claim.statement.rstrip()
+        end = body[-1] if body[-1] in ".!?" else "."
+        sentences.append(f"{body.rstrip('.!?')} {markers}{end}")
+        cited.update({c.ref: c for c in claim.citations})
+    return " ".join(sentences), [cited[ref] for ref in sorted(cited)]

@@ -1,0 +1,61 @@
+"""A fake OpenAI-compatible chat endpoint at the HTTP boundary (an httpx transport): it
+records every request and answers with scripted replies, so tests see exactly what reached
+the model and control exactly what came back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+
+BASE_URL = "http://fake-llm.test/v1"
+
+
+def claims_reply(*claims: tuple[int, str, str], answerable: bool = True) -> str:
+    """A reply in the shape the prompt asks for: (passage, quote, statement) triples."""
+    return json.dumps({
+        "answerable": answerable,
+        "claims": [{"passage": p, "quote": q, "statement": s} for p, q, s in claims],
+    })
+
+
+def passages_in(request: dict) -> list[str]:
+    """The numbered passages as the prompt showed them to the model."""
+    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    block = user.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
+    return [part.split("] ", 1)[1] for part in block.split("\n\n")]
+
+
+class FakeChatServer:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.replies: list[str | Callable[[dict], str] | Exception] = []
+
+    def script(self, *replies: str | Callable[[dict], str] | Exception) -> None:
+        self.replies.extend(replies)
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self._handle)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=self.transport)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        body = json.loads(request.content)
+        self.requests.append(body)
+        if not self.replies:
+            return httpx.Response(500, json={"error": {"message": "fake LLM: no reply scripted"}})
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        content = reply(body) if callable(reply) else reply
+        return httpx.Response(200, json={
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })
