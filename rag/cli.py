@@ -130,6 +130,30 @@ def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
         click.echo(f"{doc.id}  {doc.chunk_count:3} chunks  {doc.ingested_at:%Y-%m-%d %H:%M}  {doc.title}")
 
 
+@cli.command("eval")
+@click.option("--url", help="Evaluate a running server instead of the service in-process.")
+@click.option("--baseline", type=click.Choice(["citation-qe"]), help="Also run a stock system, side by side.")
+@click.option("--questions", type=click.Path(path_type=Path), default=Path("eval/questions.jsonl"), show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("eval/config.toml"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("eval/results"), show_default=True)
+@click.option("--retrieval-only", is_flag=True, help="Only retrieval figures (no LLM).")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@pass_context
+def eval_command(app: Context, url: str | None, baseline: str | None, questions: Path,
+                 config_path: Path, out: Path, retrieval_only: bool, limit: int | None) -> None:
+    """Score answers, citations, abstention and retrieval on the eval set."""
+    from rag.evaluation.session import run_eval
+
+    results, missed = run_eval(
+        app.settings, questions, config_path, out, url=url, baseline=baseline,
+        retrieval_only=retrieval_only, limit=limit, progress=lambda line: click.echo(line, err=True),
+    )
+    click.echo(results)
+    if missed:
+        click.echo("below threshold: " + "; ".join(missed), err=True)
+        sys.exit(3)
+
+
 @cli.command()
 @click.option("--host", help="Bind address (RAG_HOST).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (RAG_PORT).")

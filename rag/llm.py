@@ -222,13 +222,16 @@ class LLM:
                 self._embedded = EmbeddedLlamaServer(path, self.model, self.settings)
             return self._embedded
 
+    def base_url(self) -> str:
+        """The endpoint in use; for the embedded server, once it is ready."""
+        if not self.embedded:
+            return self.settings.llm_base_url
+        server = self._embedded_server()
+        server.wait_ready(self.settings.llm_startup_timeout_s)
+        return server.base_url
+
     def _openai(self) -> openai.OpenAI:
-        if self.embedded:
-            server = self._embedded_server()
-            server.wait_ready(self.settings.llm_startup_timeout_s)
-            base_url = server.base_url
-        else:
-            base_url = self.settings.llm_base_url
+        base_url = self.base_url()
         with self._lock:
             if self._client is None or str(self._client.base_url).rstrip("/") != base_url.rstrip("/"):
                 self._client = openai.OpenAI(

@@ -1,0 +1,66 @@
+"""The eval set's format (one JSON object per line of ``eval/questions.jsonl``) and its loader."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from rag.errors import InvalidInputError, NotFoundError
+
+Category = Literal["single", "both", "multi", "conflict", "unanswerable"]
+
+
+class KeyFact(BaseModel):
+    fact: str = Field(description="What the answer must state.")
+    variants: list[str] = Field(min_length=1, description="Accepted wordings; any one counts.")
+
+    def found_in(self, text: str) -> bool:
+        return any(
+            re.search(rf"(?<!\w){re.escape(variant)}(?!\w)", text, re.IGNORECASE)
+            for variant in self.variants
+        )
+
+
+class GoldEvidence(BaseModel):
+    fact: str
+    document_id: str
+    text: str = Field(description="Exact text of the document's canonical form.")
+
+
+class EvalQuestion(BaseModel):
+    id: str
+    category: Category
+    question: str
+    answerable: bool
+    reference_answer: str
+    key_facts: list[KeyFact]
+    evidence: list[GoldEvidence]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalQuestion:
+        if self.answerable != bool(self.key_facts):
+            raise ValueError("answerable questions need key facts; unanswerable ones none")
+        facts = {f.fact for f in self.key_facts}
+        if facts != {e.fact for e in self.evidence}:
+            raise ValueError("every key fact needs gold evidence, and evidence must name a key fact")
+        return self
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such question file")
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(EvalQuestion.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise InvalidInputError(f"{path}:{number}: {exc}") from None
+    if not questions:
+        raise InvalidInputError(f"{path}: no questions")
+    return questions

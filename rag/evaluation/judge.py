@@ -1,0 +1,48 @@
+"""The support checker behind citation precision and recall (ALCE's definitions), offline.
+
+ALCE uses an NLI model (TRUE, T5-11B) to ask whether cited text entails a statement. No NLI
+model ships on PyPI for offline use here, so the checker asks the configured LLM (by default
+the embedded Qwen2.5-1.5B) a yes/no entailment question under a JSON schema, and first applies
+one hard rule small models miss: every number in the statement must appear in the evidence.
+Limits: a 1.5B judge is lenient on paraphrase and can be fooled by shared wording; its verdicts
+are a fair comparison between systems judged the same way, not a ground truth."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from rag.citations import numbers
+from rag.llm import LLM
+
+JUDGE_PROMPT = (
+    "You check whether a statement is supported by evidence from news articles. Answer "
+    '{"supported": true} only if the evidence states everything the statement says; '
+    'otherwise {"supported": false}. Reply with JSON only.'
+)
+_SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
+
+
+class SupportJudge:
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+        self._cached = lru_cache(maxsize=4096)(self._judge)
+
+    def supports(self, evidence: list[str], statement: str) -> bool:
+        if not evidence:
+            return False
+        return self._cached(tuple(evidence), statement)
+
+    def _judge(self, evidence: tuple[str, ...], statement: str) -> bool:
+        joined = "\n".join(f"- {text}" for text in evidence)
+        if not numbers(statement) <= numbers(joined):
+            return False
+        messages = [
+            {"role": "system", "content": JUDGE_PROMPT},
+            {"role": "user", "content": f"Evidence:\n{joined}\n\nStatement: {statement}"},
+        ]
+        raw = self.llm.chat_json(messages, _SCHEMA, "support_verdict")
+        try:
+            return bool(json.loads(raw).get("supported"))
+        except (json.JSONDecodeError, AttributeError):
+            return False

@@ -1,0 +1,157 @@
+"""The eval set, the scorer and `rag eval` (the LLM faked at the HTTP boundary)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import cli
+from rag.documents import clean_text
+from rag.evaluation.backends import ServiceBackend
+from rag.evaluation.dataset import KeyFact, load_questions
+from rag.evaluation.judge import SupportJudge
+from rag.evaluation.metrics import score_question, statements_with_refs
+from rag.models import Answer, Citation, Timings
+from rag.evaluation.runner import EvalConfig, Threshold, failures, run_system
+from tests.conftest import DOC_A, REPO, SEEDS
+from tests.fake_llm import claims_reply, passages_in
+
+QUESTIONS = REPO / "eval" / "questions.jsonl"
+
+
+def test_the_eval_set_is_complete_and_its_evidence_verbatim():
+    questions = load_questions(QUESTIONS)
+    assert len(questions) >= 40
+    categories = {q.category for q in questions}
+    assert categories == {"single", "both", "multi", "conflict", "unanswerable"}
+    assert sum(not q.answerable for q in questions) >= 8
+    assert len({q.id for q in questions}) == len(questions)
+    texts = {p.stem: clean_text(p.read_text()).text for p in SEEDS.glob("*.txt")}
+    for question in questions:
+        for evidence in question.evidence:
+            assert evidence.text in texts[evidence.document_id], (question.id, evidence.text)
+    for question in questions:
+        if question.category in ("multi", "conflict"):
+            assert len(question.key_facts) >= 2
+        if question.category in ("both", "conflict"):
+            assert len({e.document_id for e in question.evidence}) == 2
+
+
+def test_key_facts_match_whole_words_in_any_variant():
+    syrsky = KeyFact(fact="Syrsky", variants=["Syrsky"])
+    assert syrsky.found_in("Gen. Oleksandr Syrsky said") and not syrsky.found_in("Syrskyi said")
+    assert KeyFact(fact="86%", variants=["86%", "86 percent"]).found_in("over 86 percent of it")
+
+
+def test_statements_keep_their_markers():
+    answer = "Sudzha was retaken [1]. Gen. Syrsky said 430 surrendered [2][3]. Then. [4]"
+    assert statements_with_refs(answer) == [
+        ("Sudzha was retaken.", [1]), ("Gen. Syrsky said 430 surrendered.", [2, 3]), ("Then.", [4]),
+    ]
+
+
+def judge_reply(supported: bool) -> str:
+    return json.dumps({"supported": supported})
+
+
+def test_alce_precision_and_recall(answering, fake_llm):
+    """One statement, two citations. Together they support it; the first alone does not and
+    is not needed (the second alone does): precision 1/2, recall 1/1."""
+    question = load_questions(QUESTIONS)[1]  # 430 surrendered
+    doc = answering.get_document(DOC_A).text
+    quote_a = "Gerasimov stated that Kyiv’s aspirations of leveraging Kursk in negotiations had “completely collapsed.”"
+    quote_b = "asserting that 430 Ukrainian soldiers had surrendered"
+    citations = [
+        Citation(ref=n, document_id=DOC_A, title="", chunk_id="c", quote=q, start=doc.find(q), end=doc.find(q) + len(q))
+        for n, q in ((1, quote_a), (2, quote_b))
+    ]
+    answer = Answer(answer="430 Ukrainian soldiers surrendered [1][2].", abstained=False, citations=citations,
+                    passages=[], model="m", timings=Timings(retrieve_ms=0, generate_ms=0, total_ms=0))
+    # {a} lacks the statement's number, so only {a,b} and {b} reach the judge.
+    fake_llm.script(judge_reply(True), judge_reply(True))
+    score = score_question(question, answer, 1.0, lambda d: doc, SupportJudge(answering.llm), k=5)
+    assert score.correct and score.statements == 1 and score.statements_supported == 1
+    assert score.citations == 2 and score.citations_precise == 1 and score.citations_verbatim == 2
+    assert len(fake_llm.requests) == 2  # verdicts are cached, not asked twice
+    evidence = fake_llm.requests[0]["messages"][-1]["content"]
+    assert quote_a in evidence and quote_b in evidence
+    assert fake_llm.requests[0]["response_format"]["json_schema"]["name"] == "support_verdict"
+
+
+def test_a_number_missing_from_the_evidence_is_unsupported_without_asking(answering, fake_llm):
+    judge = SupportJudge(answering.llm)
+    assert not judge.supports(["Gerasimov said many soldiers surrendered."], "500 soldiers surrendered.")
+    assert fake_llm.requests == []
+
+
+def test_run_through_the_service(answering, fake_llm):
+    question = load_questions(QUESTIONS)[1]
+    quote = "asserting that 430 Ukrainian soldiers had surrendered"
+
+    def cite(request):
+        number = next(i for i, t in enumerate(passages_in(request), 1) if quote in t)
+        return claims_reply((number, quote, "430 Ukrainian soldiers surrendered."))
+
+    fake_llm.script(cite, judge_reply(True), judge_reply(True))
+    result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
+    score = result.questions[0]
+    assert score.correct and score.statements_supported == 1 and score.citations_precise == 1
+    assert score.retrieval_rank is not None and score.retrieval_rank <= 5
+    assert result.summary.verbatim_quote_rate == 1.0
+
+
+def test_unsupported_statement_counts_against_recall(answering, fake_llm):
+    question = load_questions(QUESTIONS)[1]
+    fake_llm.script(
+        lambda r: claims_reply((1 + [i for i, t in enumerate(passages_in(r)) if "430" in t][0],
+                                "asserting that 430 Ukrainian soldiers had surrendered",
+                                "430 Ukrainian soldiers surrendered.")),
+        judge_reply(False), judge_reply(False),
+    )
+    result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
+    summary = result.summary
+    assert summary.citation_recall == 0.0 and summary.citation_precision == 0.0
+    assert summary.answer_correctness == 1.0 and summary.verbatim_quote_rate == 1.0
+
+
+def test_abstentions_and_thresholds(answering, fake_llm):
+    questions = load_questions(QUESTIONS)
+    unanswerable = next(q for q in questions if not q.answerable)
+    answerable = questions[0]
+    fake_llm.script(claims_reply(answerable=False), claims_reply(answerable=False))
+    result = run_system(ServiceBackend(answering), [answerable, unanswerable], SupportJudge(answering.llm), k=5)
+    assert result.summary.abstention_accuracy == 0.5
+    assert result.summary.false_abstention_rate == 1.0
+    assert result.summary.answer_correctness == 0.0
+    config = EvalConfig(thresholds={"false_abstention_rate": Threshold(max=0.1),
+                                    "abstention_accuracy": Threshold(min=0.4)})
+    assert failures(result, config) == ["false_abstention_rate = 1.000 > 0.1"]
+
+
+def test_rag_eval_retrieval_only_writes_reports_and_gates(tmp_path):
+    runner = CliRunner()
+    args = ["--data-dir", str(tmp_path / "data"), "eval", "--retrieval-only",
+            "--questions", str(QUESTIONS), "--out", str(tmp_path / "out")]
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[thresholds]\nretrieval_hit_at_k = { min = 1.01 }\n")
+    ok = runner.invoke(cli, args + ["--config", str(REPO / "eval" / "config.toml")])
+    assert ok.exit_code == 0, ok.output
+    assert "retrieval hit@k" in ok.output and "citation" not in ok.output
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert report[0]["summary"]["retrieval_hit_at_k"] >= 0.9
+    assert (tmp_path / "out" / "eval.md").read_text().startswith("# Eval report")
+    failed = runner.invoke(cli, args + ["--config", str(strict)])
+    assert failed.exit_code == 3 and "below threshold: retrieval_hit_at_k" in failed.output
+
+
+def test_bad_question_file_is_one_line(tmp_path):
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    with pytest.raises(Exception) as error:
+        load_questions(bad)
+    assert "q.jsonl:1" in str(error.value)
+    assert not load_questions.__module__.startswith("tests")
+    missing = Path(tmp_path / "none.jsonl")
+    with pytest.raises(Exception, match="no such question file"):
+        load_questions(missing)
