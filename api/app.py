@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.chat_routes import router as chat_router
 from api.routes import router
 from rag import __version__
 from rag.config import Settings
@@ -48,6 +49,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
     app.include_router(router)
+    app.include_router(chat_router)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-from rag.models import DocumentInfo, Passage
+from rag.models import Citation, DocumentInfo, Passage
 
 MetadataValue = str | int | float | bool
 
@@ -44,3 +46,65 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, description="A question about the ingested articles.")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
     document_ids: list[str] | None = Field(None, description="Answer only from these documents.")
+
+
+# --- OpenAI-compatible chat ------------------------------------------------------------------
+class ContentPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[ContentPart] = Field(description="Text, or a list of text parts.")
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str | None = Field(None, description="Accepted for compatibility; the service answers.")
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
+    document_ids: list[str] | None = None
+
+
+class ChatCompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatCompletion(BaseModel):
+    """The standard shape, plus the answer's grounding."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    citations: list[Citation]
+    abstained: bool
+    abstain_reason: str | None = None
+    rewritten_question: str = Field(description="The standalone question that was answered.")
+    passages: list[Passage]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "rag-news"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

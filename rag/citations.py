@@ -181,46 +181,54 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
     return not asked or bool(asked & present)
 
 
-def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:
-    """Keep the claims whose quotes hold and support them; number the citations 1, 2, …
-    in order of first use, one number per distinct span."""
-    refs: dict[tuple[str, int, int], int] = {}
-    claims: list[VerifiedClaim] = []
-    for draft in drafts:
+class ClaimVerifier:
+    """Checks claims one at a time (as they stream in), numbering citations 1, 2, … in order
+    of first use, one number per distinct span."""
+
+    def __init__(self, passages: list[Passage], question: str) -> None:
+        self.passages = passages
+        self.question = question
+        self._refs: dict[tuple[str, int, int], int] = {}
+        self._statements: set[str] = set()
+        self.claims: list[VerifiedClaim] = []
+
+    def add(self, draft: DraftClaim) -> VerifiedClaim | None:
         statement = re.sub(r"\s*\[\d+\]", "", " ".join(draft.statement.split())).strip()
-        if not statement:
-            continue
-        span = _find(draft, passages)
-        if span is None or not supports(statement, _text(span), question):
-            span = _reanchor(statement, question, passages)
+        if not statement or statement in self._statements:
+            return None
+        span = _find(draft, self.passages)
+        if span is None or not supports(statement, _text(span), self.question):
+            span = _reanchor(statement, self.question, self.passages)
         if span is None:
-            continue
-        quote = _text(span)
+            return None
         start, end = span.passage.start + span.start, span.passage.start + span.end
-        key = (span.passage.document_id, start, end)
-        ref = refs.setdefault(key, len(refs) + 1)
-        citation = Citation(
+        ref = self._refs.setdefault((span.passage.document_id, start, end), len(self._refs) + 1)
+        claim = VerifiedClaim(statement, [Citation(
             ref=ref, document_id=span.passage.document_id, title=span.passage.title,
-            chunk_id=span.passage.chunk_id, quote=quote, start=start, end=end,
-        )
-        if any(c.statement == statement for c in claims):
-            claims = [
-                VerifiedClaim(c.statement, c.citations + [citation]) if c.statement == statement else c
-                for c in claims
-            ]
-        else:
-            claims.append(VerifiedClaim(statement, [citation]))
-    return claims
+            chunk_id=span.passage.chunk_id, quote=_text(span), start=start, end=end,
+        )])
+        self._statements.add(statement)
+        self.claims.append(claim)
+        return claim
+
+
+def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:
+    """The claims whose quotes hold and support them."""
+    verifier = ClaimVerifier(passages, question)
+    for draft in drafts:
+        verifier.add(draft)
+    return verifier.claims
+
+
+def render_claim(claim: VerifiedClaim) -> str:
+    """One statement with its [n] markers before the closing stop."""
+    markers = "".join(f"[{ref}]" for ref in sorted({c.ref for c in claim.citations}))
+    body = claim.statement.rstrip()
+    end = body[-1] if body[-1] in ".!?" else "."
+    return f"{body.rstrip('.!?')} {markers}{end}"
 
 
 def render(claims: list[VerifiedClaim]) -> tuple[str, list[Citation]]:
     """Answer text with [n] markers after each statement, and the citations it uses."""
-    sentences = []
-    cited: dict[int, Citation] = {}
-    for claim in claims:
-        markers = "".join(f"[{c.ref}]" for c in sorted({c.ref: c for c in claim.citations}.values(), key=lambda c: c.ref))
-        body = claim.statement.rstrip()
-        end = body[-1] if body[-1] in ".!?" else "."
-        sentences.append(f"{body.rstrip('.!?')} {markers}{end}")
-        cited.update({c.ref: c for c in claim.citations})
-    return " ".join(sentences), [cited[ref] for ref in sorted(cited)]
+    cited = {c.ref: c for claim in claims for c in claim.citations}
+    return " ".join(render_claim(c) for c in claims), [cited[ref] for ref in sorted(cited)]

@@ -130,6 +130,17 @@ def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
         click.echo(f"{doc.id}  {doc.chunk_count:3} chunks  {doc.ingested_at:%Y-%m-%d %H:%M}  {doc.title}")
 
 
+@cli.command()
+@click.option("--url", help="Talk to a running server (e.g. http://127.0.0.1:8000) instead of in-process.")
+@pass_context
+def chat(app: Context, url: str | None) -> None:
+    """Chat about the articles: streamed answers, citations, follow-up questions."""
+    from rag.chat_cli import InProcessChat, RemoteChat, is_interactive, read_line_from, run_chat
+
+    backend = RemoteChat(url) if url else InProcessChat(app.service)
+    run_chat(backend, read_line_from(click.get_text_stream("stdin")), is_interactive())
+
+
 @cli.command("eval")
 @click.option("--url", help="Evaluate a running server instead of the service in-process.")
 @click.option("--baseline", type=click.Choice(["citation-qe"]), help="Also run a stock system, side by side.")

@@ -13,6 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +32,14 @@ PACKAGED_MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec43
 PACKAGED_MODEL_PARTS = 22
 
 JsonMode = Literal["json_schema", "json_object", "none"]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Per-request sampling overrides (the chat API's temperature and max_tokens)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
 
 
 # --- the packaged model --------------------------------------------------------------------
@@ -243,25 +254,28 @@ class LLM:
                 )
             return self._client
 
-    def chat_json(self, messages: list[dict], schema: dict, schema_name: str) -> str:
-        """The model's reply to ``messages``, asked to follow ``schema``. Raises
-        LLMUnavailableError when the endpoint cannot be reached or refuses."""
-        extra: dict = {}
+    def _request(self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None) -> dict:
+        options = options or GenerationOptions()
+        request: dict = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": options.temperature if options.temperature is not None else 0.0,
+            "max_tokens": min(options.max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens),
+        }
         if self.json_mode == "json_schema":
-            extra["response_format"] = {
+            request["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "schema": schema, "strict": False},
             }
         elif self.json_mode == "json_object":
-            extra["response_format"] = {"type": "json_object", "schema": schema}
+            request["response_format"] = {"type": "json_object", "schema": schema}
+        return request
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """openai's exceptions as the service's one kind: the LLM is unavailable, and why."""
         try:
-            response = self._openai().chat.completions.create(
-                model=self.model,
-                messages=messages,
-                temperature=0.0,
-                max_tokens=self.settings.llm_max_tokens,
-                **extra,
-            )
+            yield
         except openai.APITimeoutError:
             raise LLMUnavailableError(
                 f"the LLM at {self._where()} did not answer within {self.settings.llm_timeout_s:.0f}s"
@@ -272,8 +286,31 @@ class LLM:
             raise LLMUnavailableError(
                 f"the LLM at {self._where()} answered HTTP {exc.status_code}: {_short(exc.message)}"
             ) from None
+
+    def chat_json(
+        self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None
+    ) -> str:
+        """The model's reply to ``messages``, asked to follow ``schema``. Raises
+        LLMUnavailableError when the endpoint cannot be reached or refuses."""
+        with self._errors():
+            response = self._openai().chat.completions.create(**self._request(messages, schema, schema_name, options))
         choice = response.choices[0] if response.choices else None
         return (choice.message.content or "") if choice else ""
+
+    def stream_json(
+        self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None
+    ) -> Iterator[str]:
+        """The same reply as it is generated, piece by piece."""
+        with self._errors():
+            stream = self._openai().chat.completions.create(
+                **self._request(messages, schema, schema_name, options), stream=True
+            )
+            try:
+                for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+            finally:
+                stream.close()  # a reader that stops early stops the generation too
 
     def _where(self) -> str:
         return "the embedded server" if self.embedded else self.settings.llm_base_url

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rag.answering import Answerer
+from rag.answering import Answerer, AnswerEvent
+from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
 from rag.documents import (
     Chunker,
@@ -21,7 +22,7 @@ from rag.documents import (
 )
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import DocumentTooLargeError, InvalidInputError, NotFoundError, RagError
-from rag.llm import LLM
+from rag.llm import LLM, GenerationOptions
 from rag.models import Answer, Document, DocumentInfo, Health, IngestResult, Passage
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
@@ -171,12 +172,31 @@ class RagService:
 
     # --- answering -----------------------------------------------------------------------
     def ask(
-        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None
+        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None,
+        options: GenerationOptions | None = None,
     ) -> Answer:
         started = time.perf_counter()
         passages = self.retrieve(question, top_k, document_ids)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        return self.answerer.answer(self.check_query(question), passages, retrieve_ms)
+        return self.answerer.answer(self.check_query(question), passages, retrieve_ms, options)
+
+    def ask_stream(
+        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Like ask(), as verified pieces of text and then the Answer."""
+        started = time.perf_counter()
+        passages = self.retrieve(question, top_k, document_ids)
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        return self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
+
+    def chat(
+        self, messages: list[ChatMessage], options: GenerationOptions | None = None,
+        top_k: int | None = None, document_ids: list[str] | None = None,
+    ) -> tuple[str, Iterator[AnswerEvent]]:
+        """The standalone question a conversation asks, and its streamed answer."""
+        question = standalone_question(self.llm, check_messages(messages))
+        return question, self.ask_stream(question, top_k, document_ids, options)
 
     def health(self) -> Health:
         try:

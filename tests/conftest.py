@@ -87,3 +87,23 @@ def answering(tmp_path: Path, embedder: MiniLMEmbedding, fake_llm):
     yield svc
     svc.close()
     SharedSystemClient.clear_system_cache()
+
+
+@pytest.fixture
+def live_server(answering):
+    """The app over the fake-LLM service, served by a real uvicorn on loopback."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(answering), host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)  # polling interval while waiting on server.started
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=10)

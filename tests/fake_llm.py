@@ -27,6 +27,13 @@ def passages_in(request: dict) -> list[str]:
     return [part.split("] ", 1)[1] for part in block.split("\n\n")]
 
 
+class InterruptMidStream:
+    """A streamed reply that stops, as if the user pressed Ctrl-C, after its first pieces."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+
+
 class FakeChatServer:
     def __init__(self) -> None:
         self.requests: list[dict] = []
@@ -52,10 +59,34 @@ class FakeChatServer:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, InterruptMidStream):
+            return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                  content=_interrupted(_sse(reply.content, body["model"])))
         content = reply(body) if callable(reply) else reply
+        if body.get("stream"):
+            return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                  content=_sse(content, body["model"]))
         return httpx.Response(200, json={
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         })
+
+
+def _sse(content: str, model: str, piece: int = 7) -> bytes:
+    """The reply as OpenAI streams it: small content deltas, then [DONE]."""
+    def event(delta: dict, finish: str | None = None) -> str:
+        chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    parts = [event({"role": "assistant", "content": ""})]
+    parts += [event({"content": content[i : i + piece]}) for i in range(0, len(content), piece)]
+    parts += [event({}, "stop"), "data: [DONE]\n\n"]
+    return "".join(parts).encode()
+
+
+def _interrupted(body: bytes):
+    yield body[: len(body) // 3]
+    raise KeyboardInterrupt

@@ -1,0 +1,158 @@
+"""`rag chat`: a terminal conversation, streamed, with citations after each answer.
+
+Interactive on a terminal; with piped input it reads one question per line and prints plain
+text, so it can be scripted. It talks to the service in-process or, with --url, to a running
+server through the official `openai` client."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import click
+
+from rag.chat import ChatMessage
+from rag.errors import LLMUnavailableError, RagError
+from rag.models import Answer, Citation, Passage
+
+HELP = """commands:
+  /sources  the passages the last answer was drawn from
+  /reset    forget the conversation
+  /help     this text
+  /quit     leave (Ctrl-D too); Ctrl-C cancels the answer being written"""
+
+
+@dataclass
+class Reply:
+    """What a finished answer leaves behind for the next turn and for /sources."""
+
+    text: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    rewritten_question: str = ""
+
+
+class InProcessChat:
+    def __init__(self, service) -> None:
+        self.service = service
+
+    def stream(self, history: list[ChatMessage], reply: Reply) -> Iterator[str]:
+        question, events = self.service.chat(history)
+        reply.rewritten_question = question
+        for event in events:
+            if isinstance(event, Answer):
+                reply.citations, reply.passages = event.citations, event.passages
+            else:
+                yield event
+
+
+class RemoteChat:
+    """A running server's /v1/chat/completions, through the official openai client."""
+
+    def __init__(self, url: str) -> None:
+        import openai
+
+        self._openai = openai
+        self.client = openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key="not-needed", max_retries=0)
+
+    def stream(self, history: list[ChatMessage], reply: Reply) -> Iterator[str]:
+        messages = [{"role": m.role, "content": m.content} for m in history]
+        try:
+            stream = self.client.chat.completions.create(model="rag-news", messages=messages, stream=True)
+            with stream:
+                for chunk in stream:
+                    extra = chunk.model_extra or {}
+                    if "error" in extra:
+                        raise LLMUnavailableError(extra["error"].get("message", "the server failed"))
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+                    if "citations" in extra:
+                        reply.citations = [Citation.model_validate(c) for c in extra["citations"]]
+                        reply.passages = [Passage.model_validate(p) for p in extra.get("passages", [])]
+                        reply.rewritten_question = extra.get("rewritten_question", "")
+        except self._openai.APIStatusError as exc:
+            detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
+            raise LLMUnavailableError(f"server answered HTTP {exc.status_code}: {detail or exc.message}") from None
+        except self._openai.APIConnectionError as exc:
+            raise LLMUnavailableError(f"cannot reach {self.client.base_url}: {exc}") from None
+
+
+def run_chat(backend: InProcessChat | RemoteChat, read_line: Callable[[str], str], interactive: bool) -> None:
+    history: list[ChatMessage] = []
+    last = Reply()
+    if interactive:
+        click.echo("Ask about the articles. /help lists commands.")
+    while True:
+        try:
+            line = read_line("you> " if interactive else "").strip()
+        except EOFError:
+            if interactive:
+                click.echo()
+            return
+        except KeyboardInterrupt:
+            click.echo()
+            continue
+        if not line:
+            continue
+        if line.startswith("/"):
+            if not _command(line, history, last):
+                return
+            continue
+        history.append(ChatMessage("user", line))
+        reply = Reply()
+        try:
+            for piece in backend.stream(history, reply):
+                reply.text += piece
+                click.echo(piece, nl=False)
+        except KeyboardInterrupt:
+            click.echo("\n[answer cancelled]")
+            history.pop()
+            continue
+        except RagError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            history.pop()
+            continue
+        click.echo()
+        for citation in reply.citations:
+            click.echo(f"  [{citation.ref}] {citation.document_id} [{citation.start}:{citation.end}] “{citation.quote}”")
+        history.append(ChatMessage("assistant", reply.text))
+        last = reply
+
+
+def _command(line: str, history: list[ChatMessage], last: Reply) -> bool:
+    """Runs a /command; False means leave."""
+    command = line.split()[0].lower()
+    if command in ("/quit", "/exit"):
+        return False
+    if command == "/reset":
+        history.clear()
+        click.echo("(conversation cleared)")
+    elif command == "/help":
+        click.echo(HELP)
+    elif command == "/sources":
+        if not last.passages:
+            click.echo("(no answer yet)")
+        if last.rewritten_question:
+            click.echo(f"question searched: {last.rewritten_question}")
+        for rank, passage in enumerate(last.passages, 1):
+            click.echo(f"{rank}. {passage.document_id} [{passage.start}:{passage.end}] {passage.text}")
+    else:
+        click.echo(f"unknown command {command}; /help lists them")
+    return True
+
+
+def read_line_from(stream) -> Callable[[str], str]:
+    def read(prompt: str) -> str:
+        if prompt:
+            return input(prompt)
+        line = stream.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return read
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
