@@ -67,8 +67,7 @@ def main() -> None:
                          f"{percentile(latencies, 0.95):.1f} ms"))
 
             if not args.skip_ask:
-                service.llm.start()
-                service.llm._embedded_server().wait_ready(settings.llm_startup_timeout_s)
+                service.llm.base_url()  # starts the embedded server and waits until it is ready
                 ask_ms = []
                 for question in QUESTIONS:
                     started = time.perf_counter()

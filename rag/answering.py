@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.citations import ClaimVerifier, DraftClaim, render, render_claim
+from rag.citations import ClaimVerifier, DraftClaim, render, render_claim, unmentioned_names
 from rag.llm import LLM, GenerationOptions
 from rag.models import Answer, Passage, Timings
 
@@ -123,6 +123,16 @@ class ClaimStreamParser:
             drafts.append(DraftClaim(claim.statement, claim.passage, claim.quote))
 
 
+def _unanswerable_reason(question: str, passages: list[Passage]) -> str | None:
+    """Why the passages cannot answer, decided before asking the model (which never refuses)."""
+    if not passages:
+        return "no passage was retrieved"
+    missing = unmentioned_names(question, passages)
+    if missing:
+        return f"the retrieved passages never mention {', '.join(missing)}"
+    return None
+
+
 # What Answerer.stream yields: pieces of verified answer text, then the whole Answer.
 AnswerEvent = str | Answer
 
@@ -137,7 +147,8 @@ class Answerer:
     ) -> Answer:
         started = time.perf_counter()
         verifier = ClaimVerifier(passages, question)
-        reply, reason = (None, "no passage was retrieved") if not passages else self._ask(question, passages, options)
+        reason = _unanswerable_reason(question, passages)
+        reply, reason = (None, reason) if reason else self._ask(question, passages, options)
         if reply is not None and reply.answerable:
             for claim in reply.claims[:MAX_CLAIMS]:
                 verifier.add(DraftClaim(claim.statement, claim.passage, claim.quote))
@@ -153,10 +164,8 @@ class Answerer:
         that fails verification is never shown."""
         started = time.perf_counter()
         verifier = ClaimVerifier(passages, question)
-        reason = None
-        if not passages:
-            reason = "no passage was retrieved"
-        else:
+        reason = _unanswerable_reason(question, passages)
+        if not reason:
             parser = ClaimStreamParser()
             raw = []
             messages = build_messages(question, passages)

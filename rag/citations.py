@@ -161,8 +161,17 @@ def _reanchor(statement: str, question: str, passages: list[Passage]) -> _Span |
 
 def content_words(text: str) -> set[str]:
     """Lower-cased content words, cut to a crude stem so 'surrendered' meets 'surrender'."""
-    words = (w.lower().replace("’", "'") for w in _WORD.findall(text))
+    words = (re.sub(r"['’]s$", "", w.lower()) for w in _WORD.findall(text))
     return {w[:6] for w in words if len(w) > 2 and w not in _STOPWORDS}
+
+
+def unmentioned_names(question: str, passages: list[Passage]) -> list[str]:
+    """Names the question uses (capitalised words past its first) that no passage contains:
+    "What did Zelensky say?" over articles that never name him cannot be answered from them."""
+    words = _WORD.findall(question)[1:]
+    names = [re.sub(r"['’]s$", "", w) for w in words if w[:1].isupper() and len(w) > 2]
+    present = set().union(*(content_words(p.text) for p in passages)) if passages else set()
+    return [name for name in dict.fromkeys(names) if name.lower()[:6] not in present]
 
 
 def numbers(text: str) -> set[str]:

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         "schema (llama.cpp), none (prompt only); auto picks json_object for the embedded server "
         "and json_schema otherwise.",
     )
+    llm_concurrency: int = Field(
+        0, ge=0, le=64,
+        description="Generations in flight at once; more wait their turn (0: 1 for the embedded "
+        "server, which runs one at a time anyway, 8 for a remote endpoint).",
+    )
     llm_model_path: Path | None = Field(
         None, description="A local GGUF for the embedded server instead of the packaged model."
     )

@@ -75,8 +75,8 @@ def test_invented_quote_is_dropped_and_the_rest_kept(answering, fake_llm):
 
 
 def test_no_verified_evidence_abstains(answering, fake_llm):
-    fake_llm.script(claims_reply((1, "The capital of France is Paris", "Paris is the capital of France.")))
-    answer = answering.ask("What is the capital of France?")
+    fake_llm.script(claims_reply((1, "The capital of Russia is Moscow", "Moscow is the capital of Russia.")))
+    answer = answering.ask("What is the capital of Russia?")
     assert answer.abstained and answer.citations == []
     assert "verifiable evidence" in answer.abstain_reason
     assert answer.passages  # retrieval still reported
@@ -89,7 +89,7 @@ def test_true_quote_that_does_not_carry_the_claim_abstains(answering, fake_llm):
 
 def test_model_saying_unanswerable_abstains(answering, fake_llm):
     fake_llm.script(claims_reply(answerable=False))
-    answer = answering.ask("Who won the 1998 World Cup?")
+    answer = answering.ask("When will the ceasefire take effect?")
     assert answer.abstained and answer.abstain_reason == "the model found no answer in the passages"
 
 
@@ -204,3 +204,9 @@ def test_rag_ask_cli_prints_answer_and_citations(answering, fake_llm):
     lines = result.output.splitlines()
     assert lines[0] == "The Russian Defense Ministry said it retook Sudzha [1]."
     assert lines[1].startswith(f"[1] {DOC_B} [") and "retaking of Sudzha" in lines[2]
+
+
+def test_a_name_no_passage_mentions_abstains_without_asking_the_model(answering, fake_llm):
+    answer = answering.ask("What did Volodymyr Zelensky say about the visit to Kursk?")
+    assert answer.abstained and "never mention Volodymyr, Zelensky" in answer.abstain_reason
+    assert fake_llm.requests == []

@@ -1,6 +1,7 @@
 """Quote location, widening and support: the rules that decide whether a citation holds."""
 
 from rag.citations import (
+    unmentioned_names,
     DraftClaim,
     locate,
     locate_leading_words,
@@ -72,3 +73,11 @@ def test_a_right_statement_with_a_wrong_quote_is_reanchored_on_its_sentence():
     assert claim.citations[0].quote == "Russia's Defense Ministry announced the retaking of Sudzha on Thursday."
     # Too little content to re-anchor, and a quote that does not carry it: dropped.
     assert verify([DraftClaim("Sudzha fell", 1, "The Kremlin kept quiet")], [passage(text)], "Sudzha?") == []
+
+
+def test_names_the_passages_never_mention():
+    passages = [passage("Putin met Gerasimov in Kursk. Witkoff's plane landed in Moscow.")]
+    assert unmentioned_names("What did Zelensky say about Putin's visit?", passages) == ["Zelensky"]
+    assert unmentioned_names("Where did Witkoff's plane land?", passages) == []
+    assert unmentioned_names("Who won the 2022 FIFA World Cup?", passages) == ["FIFA", "World", "Cup"]
+    assert unmentioned_names("Which town was retaken?", passages) == []  # the first word is no name

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from chromadb.api.client import SharedSystemClient
 
+from rag.chat import ChatMessage
 from rag.config import Settings
 from rag.llm import LLM
 from rag.service import ArticleInput, RagService
@@ -131,3 +132,21 @@ def test_rag_serve_starts_the_model_answers_and_stops_it(tmp_path, model_cache):
             stop(process)
     for child in children:
         assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+def test_streamed_chat_with_a_follow_up(live):
+    question, events = live.chat([ChatMessage("user", "How many Ukrainian soldiers surrendered, according to Gerasimov?")])
+    events = list(events)
+    pieces, answer = [e for e in events if isinstance(e, str)], events[-1]
+    assert "".join(pieces) == answer.answer
+    if not answer.abstained:
+        assert_verifiable(live, answer)
+    follow_up, events = live.chat([
+        ChatMessage("user", "What did Gerasimov claim about the Kursk region?"),
+        ChatMessage("assistant", answer.answer),
+        ChatMessage("user", "And how many Russian assaults did Ukrainian troops fight off?"),
+    ])
+    assert "assault" in follow_up.lower()
+    final = list(events)[-1]
+    if not final.abstained:
+        assert_verifiable(live, final)

@@ -42,6 +42,8 @@ def test_key_facts_match_whole_words_in_any_variant():
     syrsky = KeyFact(fact="Syrsky", variants=["Syrsky"])
     assert syrsky.found_in("Gen. Oleksandr Syrsky said") and not syrsky.found_in("Syrskyi said")
     assert KeyFact(fact="86%", variants=["86%", "86 percent"]).found_in("over 86 percent of it")
+    terrorists = KeyFact(fact="terrorists", variants=["terrorist"])
+    assert terrorists.found_in("treated as terrorists") and not terrorists.found_in("terrorism")
 
 
 def test_statements_keep_their_markers():

@@ -19,8 +19,9 @@ class KeyFact(BaseModel):
     variants: list[str] = Field(min_length=1, description="Accepted wordings; any one counts.")
 
     def found_in(self, text: str) -> bool:
+        """A variant as a whole word, allowing plural and possessive endings ("terrorists")."""
         return any(
-            re.search(rf"(?<!\w){re.escape(variant)}(?!\w)", text, re.IGNORECASE)
+            re.search(rf"(?<!\w){re.escape(variant)}(?:s|es|['’]s)?(?!\w)", text, re.IGNORECASE)
             for variant in self.variants
         )
 

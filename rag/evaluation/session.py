@@ -14,7 +14,8 @@ from rag.evaluation.dataset import load_questions
 from rag.evaluation.judge import SupportJudge
 from rag.evaluation.report import markdown_table, write_reports
 from rag.evaluation.runner import SystemResult, failures, load_config, run_retrieval, run_system
-from rag.llm import LLM, packaged_model
+from rag.llm import LLM
+from rag.llm_server import packaged_model
 from rag.service import RagService
 
 RETRIEVAL_FIGURES = {"retrieval_hit_at_k", "retrieval_mrr"}
