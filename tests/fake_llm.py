@@ -27,6 +27,17 @@ def passages_in(request: dict) -> list[str]:
     return [part.split("] ", 1)[1] for part in block.split("\n\n")]
 
 
+def cite(fragment: str, statement: str, shift: int = 0, quote: str | None = None) -> Callable[[dict], str]:
+    """A reply citing the passage (as numbered in the prompt) that contains ``fragment``,
+    or ``shift`` places after it, to play a model that numbers passages wrongly."""
+
+    def reply(request: dict) -> str:
+        number = next(i for i, text in enumerate(passages_in(request), 1) if fragment in text)
+        return claims_reply((number + shift, quote or fragment, statement))
+
+    return reply
+
+
 class InterruptMidStream:
     """A streamed reply that stops, as if the user pressed Ctrl-C, after its first pieces."""
 

@@ -11,24 +11,13 @@ from api.app import create_app
 from rag.answering import SYSTEM_PROMPT
 from rag.service import ArticleInput
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import claims_reply, passages_in
+from tests.fake_llm import cite, claims_reply, passages_in
 
 SUDZHA_Q = "Which town did the Russian Defense Ministry say it retook?"
 SUDZHA_QUOTE = "the Russian Defense Ministry announcing Thursday the retaking of Sudzha"
 SURRENDER_Q = "How many Ukrainian soldiers surrendered?"
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 
-
-def cite(fragment: str, statement: str, shift: int = 0, quote: str | None = None):
-    """A reply citing the passage (as numbered in the prompt) that contains ``fragment``,
-    or ``shift`` places after it, to play a model that numbers passages wrongly."""
-
-    def reply(request: dict) -> str:
-        passages = passages_in(request)
-        number = next(i for i, text in enumerate(passages, 1) if fragment in text)
-        return claims_reply((number + shift, quote or fragment, statement))
-
-    return reply
 
 
 def assert_citations_hold(service, answer):

@@ -10,18 +10,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from rag.answering import ClaimStreamParser
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import claims_reply, passages_in
+from tests.fake_llm import cite, claims_reply, passages_in
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"
 
-
-def cite(fragment: str, statement: str):
-    def reply(request: dict) -> str:
-        number = next(i for i, text in enumerate(passages_in(request), 1) if fragment in text)
-        return claims_reply((number, fragment, statement))
-
-    return reply
 
 
 def rewrite(question: str) -> str:

@@ -9,18 +9,11 @@ from click.testing import CliRunner
 
 from rag.cli import Context, cli
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import InterruptMidStream, claims_reply, passages_in
+from tests.fake_llm import InterruptMidStream, cite, claims_reply, passages_in
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"
 
-
-def cite(fragment: str, statement: str):
-    def reply(request: dict) -> str:
-        number = next(i for i, text in enumerate(passages_in(request), 1) if fragment in text)
-        return claims_reply((number, fragment, statement))
-
-    return reply
 
 
 def chat(service, script: str, *args: str):
