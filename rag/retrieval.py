@@ -38,7 +38,7 @@ class HybridRetriever:
     def _bm25_retriever(self) -> BaseRetriever:
         # Rebuilt when this process wrote (generation) or another writer changed the chunk
         # count (a shared Chroma server), checked before every search.
-        state = (self._store.generation, self._store.counts()[1])
+        state = (self._store.generation, self._store.chunk_count())
         with self._bm25_lock:
             if state != self._bm25_state:
                 nodes = self._store.all_chunk_nodes()

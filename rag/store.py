@@ -75,6 +75,9 @@ class ChromaStore:
         except Exception as exc:
             raise StoreUnavailableError(f"Chroma is unreachable: {exc}") from exc
 
+    def chunk_count(self) -> int:
+        return self._guard(self._chunks.count)
+
     def counts(self) -> tuple[int, int]:
         """(documents, chunks)."""
         return self._guard(lambda: (self._registry.count(), self._chunks.count()))
