@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from rag.answering import ClaimStreamParser
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import cite, claims_reply, passages_in
+from tests.fake_llm import cite, claims_reply
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from rag.cli import Context, cli
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import InterruptMidStream, cite, claims_reply, passages_in
+from tests.fake_llm import InterruptMidStream, cite, claims_reply
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"

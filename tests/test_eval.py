@@ -1,13 +1,13 @@
 """The eval set, the scorer and `rag eval` (the LLM faked at the HTTP boundary)."""
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from rag.cli import cli
 from rag.documents import clean_text
+from rag.errors import InvalidInputError, NotFoundError
 from rag.evaluation.backends import ServiceBackend
 from rag.evaluation.dataset import KeyFact, load_questions
 from rag.evaluation.judge import SupportJudge
@@ -147,13 +147,14 @@ def test_rag_eval_retrieval_only_writes_reports_and_gates(tmp_path):
     assert failed.exit_code == 3 and "below threshold: retrieval_hit_at_k" in failed.output
 
 
-def test_bad_question_file_is_one_line(tmp_path):
+def test_bad_question_files_are_clear_errors(tmp_path):
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"id": "x"}\n')
-    with pytest.raises(Exception) as error:
+    with pytest.raises(InvalidInputError, match=r"q\.jsonl:1: "):
         load_questions(bad)
-    assert "q.jsonl:1" in str(error.value)
-    assert not load_questions.__module__.startswith("tests")
-    missing = Path(tmp_path / "none.jsonl")
-    with pytest.raises(Exception, match="no such question file"):
-        load_questions(missing)
+    inconsistent = dict(json.loads(QUESTIONS.read_text().splitlines()[0]), evidence=[])
+    bad.write_text(json.dumps(inconsistent) + "\n")
+    with pytest.raises(InvalidInputError, match="every key fact needs gold evidence"):
+        load_questions(bad)
+    with pytest.raises(NotFoundError, match="no such question file"):
+        load_questions(tmp_path / "none.jsonl")

@@ -13,7 +13,7 @@ from rag.errors import InvalidInputError
 from rag.evaluation.backends import EvalBackend
 from rag.evaluation.dataset import EvalQuestion
 from rag.evaluation.judge import SupportJudge
-from rag.evaluation.metrics import QuestionScore, Summary, retrieval_rank, score_question, summarise
+from rag.evaluation.metrics import QuestionScore, Summary, score_question, summarise
 from rag.models import Answer, Timings
 
 
