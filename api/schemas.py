@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from rag.models import Citation, DocumentInfo, Passage
+from rag.models import Citation, DocumentInfo, MetadataValue, Passage
 
-MetadataValue = str | int | float | bool
 
 
 class DocumentCreate(BaseModel):

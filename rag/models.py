@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+MetadataValue = str | int | float | bool
+
 
 class Chunk(BaseModel):
     """A span of a document's canonical text: ``document_text[start:end] == text``."""
@@ -25,7 +27,7 @@ class DocumentInfo(BaseModel):
     chunk_count: int
     sha256: str = Field(description="sha256 of the canonical (cleaned) text.")
     ingested_at: datetime
-    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
 class Document(DocumentInfo):

@@ -23,13 +23,12 @@ from rag.documents import (
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import DocumentTooLargeError, InvalidInputError, NotFoundError, RagError
 from rag.llm import LLM, GenerationOptions
-from rag.models import Answer, Document, DocumentInfo, Health, IngestResult, Passage
+from rag.models import Answer, Document, DocumentInfo, Health, IngestResult, MetadataValue, Passage
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
 
 log = logging.getLogger(__name__)
 
-MetadataValue = str | int | float | bool
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,8 @@ def live_server(answering):
     deadline = time.monotonic() + 30
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)  # polling interval while waiting on server.started
+        thread.join(timeout=0.05)  # returns at once if uvicorn gave up
+        assert thread.is_alive(), "uvicorn exited before it started"
     yield f"http://127.0.0.1:{server.config.port}"
     server.should_exit = True
     thread.join(timeout=10)

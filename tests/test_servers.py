@@ -27,7 +27,10 @@ def wait_until_ok(url: str, process: subprocess.Popen, deadline_s: float) -> Non
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.1)  # polling interval while waiting on the condition above
+        try:
+            process.wait(timeout=0.1)  # returns early if the server dies while we wait
+        except subprocess.TimeoutExpired:
+            pass
     raise AssertionError(f"{url} not ready within {deadline_s}s")
 
 
