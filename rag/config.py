@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         20, ge=1, le=200, description="Candidates each retriever (dense, BM25) offers to fusion."
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
+    store_recheck_s: float = Field(
+        2.0, ge=0,
+        description="How often retrieval looks for chunks another process wrote (a shared Chroma "
+        "server, `rag ingest` beside `rag serve`) to refresh its keyword index; 0: every query. "
+        "This process's own writes are seen at once.",
+    )
 
     # --- serving -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")

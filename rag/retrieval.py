@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -27,18 +29,30 @@ class _EmptyRetriever(BaseRetriever):
 class HybridRetriever:
     """Keeps a BM25 index in step with the store and fuses it with dense search."""
 
-    def __init__(self, store: ChromaStore, embed_model: BaseEmbedding, candidate_k: int) -> None:
+    def __init__(
+        self, store: ChromaStore, embed_model: BaseEmbedding, candidate_k: int, recheck_s: float
+    ) -> None:
         self._store = store
         self._candidate_k = candidate_k
+        self._recheck_s = recheck_s
         self._index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embed_model)
         self._bm25: BaseRetriever = _EmptyRetriever()
         self._bm25_state: tuple[int, int] | None = None
+        self._chunk_count = (0, -math.inf)  # (count, when it was read)
         self._bm25_lock = threading.Lock()
 
+    def _other_writers_count(self) -> int:
+        # Counting costs Chroma a scan that grows with the collection, so it is read at most
+        # every recheck_s; this process's own writes bump the store's generation instead.
+        count, read_at = self._chunk_count
+        if time.monotonic() - read_at >= self._recheck_s:
+            count = self._store.chunk_count()
+            self._chunk_count = (count, time.monotonic())
+        return count
+
     def _bm25_retriever(self) -> BaseRetriever:
-        # Rebuilt when this process wrote (generation) or another writer changed the chunk
-        # count (a shared Chroma server), checked before every search.
-        state = (self._store.generation, self._store.chunk_count())
+        # Rebuilt when this process wrote (generation) or another writer changed the chunk count.
+        state = (self._store.generation, self._other_writers_count())
         with self._bm25_lock:
             if state != self._bm25_state:
                 nodes = self._store.all_chunk_nodes()
@@ -50,7 +64,9 @@ class HybridRetriever:
                     if nodes
                     else _EmptyRetriever()
                 )
-                self._bm25_state = state
+                # The nodes just read are the current count: no second rebuild when it is next read.
+                self._chunk_count = (len(nodes), time.monotonic())
+                self._bm25_state = (state[0], len(nodes))
             return self._bm25
 
     def retrieve(self, query: str, top_k: int, document_ids: list[str] | None = None) -> list[Passage]:

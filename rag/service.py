@@ -23,12 +23,14 @@ from rag.documents import (
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import DocumentTooLargeError, InvalidInputError, NotFoundError, RagError
 from rag.llm import LLM, GenerationOptions
-from rag.models import Answer, Document, DocumentInfo, Health, IngestResult, MetadataValue, Passage
+from rag.models import Answer, Chunk, Document, DocumentInfo, Health, IngestResult, MetadataValue, Passage
 from rag.retrieval import HybridRetriever
-from rag.store import ChromaStore, connect
+from rag.store import ChromaStore, DocumentWrite, connect
 
 log = logging.getLogger(__name__)
 
+# Chunks embedded and written to Chroma together when ingesting many articles.
+INGEST_GROUP_CHUNKS = 256
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,16 @@ class ArticleInput:
     metadata: dict[str, MetadataValue] | None = None
 
 
+@dataclass(frozen=True)
+class _PreparedArticle:
+    """An article checked and chunked, not yet written; ``info`` is None when unchanged."""
+
+    result: IngestResult
+    info: DocumentInfo | None
+    text: str
+    chunks: list[Chunk]
+
+
 class RagService:
     def __init__(
         self, settings: Settings, store: ChromaStore, embedder: MiniLMEmbedding, llm: LLM
@@ -50,7 +62,7 @@ class RagService:
         self.embedder = embedder
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
-        self.retriever = HybridRetriever(store, embedder, settings.candidate_k)
+        self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
         self.answerer = Answerer(llm)
 
     @classmethod
@@ -65,6 +77,30 @@ class RagService:
 
     # --- ingest --------------------------------------------------------------------------
     def ingest(self, article: ArticleInput) -> IngestResult:
+        return self.ingest_many([article])[0]
+
+    def ingest_many(
+        self, articles: list[ArticleInput], on_each: Callable[[IngestResult], None] | None = None
+    ) -> list[IngestResult]:
+        """Ingest articles in order. All are checked before any is written; then their chunks
+        are embedded and written in groups that span articles, because the embedding model and
+        Chroma both pay per call rather than per chunk."""
+        prepared = [self._prepare(article) for article in articles]
+        seen: set[str] = set()
+        for item in prepared:
+            if item.result.document_id in seen:
+                raise InvalidInputError(f"two articles have the id {item.result.document_id!r}")
+            seen.add(item.result.document_id)
+        results: list[IngestResult] = []
+        group: list[_PreparedArticle] = []
+        for item in prepared:
+            group.append(item)
+            if sum(len(g.chunks) for g in group) >= INGEST_GROUP_CHUNKS:
+                results += self._write_group(group, on_each)
+                group = []
+        return results + self._write_group(group, on_each)
+
+    def _prepare(self, article: ArticleInput) -> _PreparedArticle:
         size = len(article.text.encode("utf-8"))
         if size > self.settings.max_document_bytes:
             raise DocumentTooLargeError(
@@ -82,12 +118,12 @@ class RagService:
         if existing and (existing.sha256, existing.title, existing.metadata) == (
             cleaned.sha256, title, metadata
         ):
-            return IngestResult(
+            unchanged = IngestResult(
                 document_id=document_id, title=title, status="unchanged",
                 chunk_count=existing.chunk_count,
             )
+            return _PreparedArticle(unchanged, None, cleaned.text, [])
         chunks = self.chunker.chunk(document_id, cleaned.text)
-        embeddings = self.embedder.get_text_embedding_batch([chunk.text for chunk in chunks])
         info = DocumentInfo(
             id=document_id,
             title=title,
@@ -96,11 +132,26 @@ class RagService:
             ingested_at=datetime.now(timezone.utc),
             metadata=metadata,
         )
-        self.store.write_document(info, cleaned.text, chunks, embeddings)
-        return IngestResult(
+        result = IngestResult(
             document_id=document_id, title=title,
             status="updated" if existing else "created", chunk_count=len(chunks),
         )
+        return _PreparedArticle(result, info, cleaned.text, chunks)
+
+    def _write_group(
+        self, group: list[_PreparedArticle], on_each: Callable[[IngestResult], None] | None
+    ) -> list[IngestResult]:
+        writes = [item for item in group if item.info is not None]
+        texts = [chunk.text for item in writes for chunk in item.chunks]
+        vectors = iter(self.embedder.get_text_embedding_batch(texts) if texts else [])
+        self.store.write_documents([
+            DocumentWrite(item.info, item.text, item.chunks, [next(vectors) for _ in item.chunks])
+            for item in writes
+        ])
+        for item in group:
+            if on_each:
+                on_each(item.result)
+        return [item.result for item in group]
 
     def read_article_file(self, path: Path) -> ArticleInput:
         text = decode_article(path.read_bytes(), str(path), self.settings.max_document_bytes)
@@ -115,13 +166,7 @@ class RagService:
         for article in articles:
             if not clean_text(article.text).text:
                 raise InvalidInputError(f"{article.document_id}: the file holds no text")
-        results = []
-        for article in articles:
-            result = self.ingest(article)
-            results.append(result)
-            if on_each:
-                on_each(result)
-        return results
+        return self.ingest_many(articles, on_each)
 
     def seed_if_empty(self) -> list[IngestResult]:
         if not self.settings.seed_on_empty or self.store.counts()[0] > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
 
@@ -43,6 +44,16 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
         raise
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
         raise StoreUnavailableError(f"cannot open Chroma ({settings.chroma_url or settings.chroma_path}): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """One document's record and its chunks with their vectors, ready to store."""
+
+    info: DocumentInfo
+    text: str
+    chunks: list[Chunk]
+    embeddings: list[list[float]]
 
 
 class ChromaStore:
@@ -110,16 +121,21 @@ class ChromaStore:
         ]
 
     # --- writes --------------------------------------------------------------------------
-    def write_document(
-        self, info: DocumentInfo, text: str, chunks: list[Chunk], embeddings: list[list[float]]
-    ) -> None:
-        """Replace a document's chunks and record: new chunk ids are upserted before the
-        stale ones are removed, so a reader never sees the document without chunks."""
-        nodes = [chunk_to_node(chunk, info.title, vector) for chunk, vector in zip(chunks, embeddings)]
-        new_ids = {chunk.chunk_id for chunk in chunks}
+    def write_documents(self, writes: list[DocumentWrite]) -> None:
+        """Replace documents' chunks and records: new chunk ids are upserted before the stale
+        ones are removed, so a reader never sees a document without chunks."""
+        if not writes:
+            return
+        nodes = [
+            chunk_to_node(chunk, write.info.title, vector)
+            for write in writes
+            for chunk, vector in zip(write.chunks, write.embeddings)
+        ]
+        new_ids = {node.node_id for node in nodes}
+        document_ids = [write.info.id for write in writes]
         with self._write_lock:
             def write() -> None:
-                old = self._chunks.get(where={"document_id": info.id}, include=[])["ids"]
+                old = self._chunks.get(where={"document_id": {"$in": document_ids}}, include=[])["ids"]
                 if nodes:
                     self._chunks.upsert(
                         ids=[n.node_id for n in nodes],
@@ -132,10 +148,10 @@ class ChromaStore:
                 if stale:
                     self._chunks.delete(ids=stale)
                 self._registry.upsert(
-                    ids=[info.id],
-                    embeddings=[_REGISTRY_VECTOR],
-                    documents=[text],
-                    metadatas=[_registry_metadata(info)],
+                    ids=document_ids,
+                    embeddings=[_REGISTRY_VECTOR] * len(writes),
+                    documents=[write.text for write in writes],
+                    metadatas=[_registry_metadata(write.info) for write in writes],
                 )
 
             self._guard(write)

@@ -74,6 +74,16 @@ def test_delete_removes_from_dense_and_bm25(seeded):
     assert seeded.store.counts()[0] == 1
 
 
+def test_keyword_index_follows_chunks_another_writer_adds(settings, embedder):
+    reader = build_service(settings.model_copy(update={"store_recheck_s": 0}), embedder)
+    writer = build_service(settings, embedder)
+    reader.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
+    assert reader.retrieve("Volkova") and reader.retriever._bm25_retriever()
+    writer.ingest(ArticleInput(text="Harbour pilots in Gdansk voted to strike over rosters.", document_id="pilots"))
+    found = reader.retriever._bm25_retriever().retrieve("Gdansk harbour pilots")
+    assert [n.node.ref_doc_id for n in found][:1] == ["pilots"]
+
+
 def test_retrieve_can_be_limited_to_documents(seeded):
     passages = seeded.retrieve("Gerasimov", top_k=10, document_ids=[DOC_A])
     assert passages and {p.document_id for p in passages} == {DOC_A}
@@ -105,6 +115,36 @@ def test_one_bad_file_in_a_batch_writes_nothing(service, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"\x00\x01binary")
     with pytest.raises(UnsupportedContentError):
         service.ingest_paths([tmp_path])
+    assert service.store.counts() == (0, 0)
+
+
+def test_many_articles_at_once_store_what_one_at_a_time_stores(service, settings, embedder, tmp_path, monkeypatch):
+    monkeypatch.setattr("rag.service.INGEST_GROUP_CHUNKS", 3)  # several write groups, each over articles
+    articles = [ArticleInput(text=ARTICLE.replace("Vostok", f"Vostok {n}") * (n + 1), document_id=f"v{n}")
+                for n in range(6)]
+    reported = []
+    together = service.ingest_many(articles[:5], on_each=reported.append)
+    assert [r.status for r in together] == ["created"] * 5 and reported == together
+    updated = service.ingest_many([articles[0], ArticleInput(text=ARTICLE, document_id="v1"), articles[5]])
+    assert [r.status for r in updated] == ["unchanged", "updated", "created"]
+
+    one_by_one = build_service(settings.model_copy(update={"data_dir": tmp_path / "other"}), embedder)
+    for article in [*articles[:5], ArticleInput(text=ARTICLE, document_id="v1"), articles[5]]:
+        one_by_one.ingest(article)
+    for n in range(6):
+        assert [(c.chunk_id, c.start, c.end) for c in service.get_document(f"v{n}").chunks] == [
+            (c.chunk_id, c.start, c.end) for c in one_by_one.get_document(f"v{n}").chunks
+        ]
+    assert service.store.counts() == one_by_one.store.counts()
+    assert [p.chunk_id for p in service.retrieve("How deep did Vostok 3 drill?")] == [
+        p.chunk_id for p in one_by_one.retrieve("How deep did Vostok 3 drill?")
+    ]
+
+
+def test_two_articles_with_one_id_are_refused_before_any_write(service):
+    with pytest.raises(InvalidInputError, match="two articles have the id 'vostok'"):
+        service.ingest_many([ArticleInput(text=ARTICLE, document_id="vostok"),
+                             ArticleInput(text=ARTICLE * 2, document_id="vostok")])
     assert service.store.counts() == (0, 0)
 
 
