@@ -45,6 +45,7 @@ class DraftClaim:
     statement: str
     passage: int  # 1-based, as numbered in the prompt
     quote: str
+    also: tuple[tuple[int, str], ...] = ()  # more (passage, quote) cited for the same statement
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,13 @@ def widen_to_sentences(text: str, start: int, end: int) -> tuple[int, int]:
     return sentence_start, max(sentence_end, end)
 
 
-def _find(draft: DraftClaim, passages: list[Passage]) -> _Span | None:
-    cited = passages[draft.passage - 1] if 1 <= draft.passage <= len(passages) else None
+def _find(number: int, quote: str, passages: list[Passage]) -> _Span | None:
+    cited = passages[number - 1] if 1 <= number <= len(passages) else None
     # The cited passage first; a quote found in another retrieved passage is re-pointed there.
     order = ([cited] if cited else []) + [p for p in passages if p is not cited]
     for finder in (locate, locate_leading_words):
         for passage in order:
-            span = finder(draft.quote, passage.text)
+            span = finder(quote, passage.text)
             if span:
                 return _Span(passage, *widen_to_sentences(passage.text, *span))
     return None
@@ -134,7 +135,7 @@ def _text(span: _Span) -> str:
     return span.passage.text[span.start : span.end]
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
+def sentences(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         spans.append((start, match.end() if match.group() != "\n\n" else match.start()))
@@ -149,7 +150,7 @@ def _reanchor(statement: str, question: str, passages: list[Passage]) -> _Span |
         return None
     best: tuple[float, _Span] | None = None
     for passage in passages:
-        for start, end in _sentences(passage.text):
+        for start, end in sentences(passage.text):
             sentence = passage.text[start:end]
             if not supports(statement, sentence, question, REANCHOR_RATIO):
                 continue
@@ -205,20 +206,36 @@ class ClaimVerifier:
         statement = re.sub(r"\s*\[\d+\]", "", " ".join(draft.statement.split())).strip()
         if not statement or statement in self._statements:
             return None
-        span = _find(draft, self.passages)
-        if span is None or not supports(statement, _text(span), self.question):
-            span = _reanchor(statement, self.question, self.passages)
-        if span is None:
+        spans = self._evidence(statement, draft)
+        if not spans:
+            reanchored = _reanchor(statement, self.question, self.passages)
+            spans = [reanchored] if reanchored else []
+        if not spans:
             return None
-        start, end = span.passage.start + span.start, span.passage.start + span.end
-        ref = self._refs.setdefault((span.passage.document_id, start, end), len(self._refs) + 1)
-        claim = VerifiedClaim(statement, [Citation(
-            ref=ref, document_id=span.passage.document_id, title=span.passage.title,
-            chunk_id=span.passage.chunk_id, quote=_text(span), start=start, end=end,
-        )])
+        claim = VerifiedClaim(statement, [self._citation(span) for span in spans])
         self._statements.add(statement)
         self.claims.append(claim)
         return claim
+
+
+    def _evidence(self, statement: str, draft: DraftClaim) -> list[_Span]:
+        """The cited spans that together carry the statement, or none. A span that shares
+        nothing with the statement is left out: it is not needed for it."""
+        found = [_find(number, quote, self.passages) for number, quote in ((draft.passage, draft.quote), *draft.also)]
+        spans = list({(s.passage.chunk_id, s.start): s for s in found if s is not None}.values())
+        if not spans or not supports(statement, " ".join(_text(s) for s in spans), self.question):
+            return []
+        claimed = content_words(statement) | numbers(statement)
+        needed = [s for s in spans if claimed & (content_words(_text(s)) | numbers(_text(s)))]
+        return needed or spans[:1]
+
+    def _citation(self, span: _Span) -> Citation:
+        start, end = span.passage.start + span.start, span.passage.start + span.end
+        ref = self._refs.setdefault((span.passage.document_id, start, end), len(self._refs) + 1)
+        return Citation(
+            ref=ref, document_id=span.passage.document_id, title=span.passage.title,
+            chunk_id=span.passage.chunk_id, quote=_text(span), start=start, end=end,
+        )
 
 
 def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:

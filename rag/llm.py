@@ -97,7 +97,9 @@ class LLM:
                 )
             return self._client
 
-    def _request(self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None) -> dict:
+    def _request(
+        self, messages: list[dict], schema: dict | None, schema_name: str, options: GenerationOptions | None
+    ) -> dict:
         options = options or GenerationOptions()
         request: dict = {
             "model": self.model,
@@ -105,7 +107,9 @@ class LLM:
             "temperature": options.temperature if options.temperature is not None else 0.0,
             "max_tokens": min(options.max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens),
         }
-        if self.json_mode == "json_schema":
+        if schema is None:
+            pass  # plain text: no grammar, which also keeps llama.cpp's generation at full speed
+        elif self.json_mode == "json_schema":
             request["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "schema": schema, "strict": False},
@@ -140,13 +144,11 @@ class LLM:
         choice = response.choices[0] if response.choices else None
         return (choice.message.content or "") if choice else ""
 
-    def stream_json(
-        self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None
-    ) -> Iterator[str]:
-        """The same reply as it is generated, piece by piece."""
+    def stream_text(self, messages: list[dict], options: GenerationOptions | None = None) -> Iterator[str]:
+        """The model's free-text reply to ``messages`` as it is generated, piece by piece."""
         with self._slots, self._errors():
             stream = self._openai().chat.completions.create(
-                **self._request(messages, schema, schema_name, options), stream=True
+                **self._request(messages, None, "", options), stream=True
             )
             try:
                 for chunk in stream:

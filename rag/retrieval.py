@@ -6,13 +6,10 @@ import math
 import threading
 import time
 
-from llama_index.core import VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.llms import MockLLM
-from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
-from llama_index.core.retrievers.fusion_retriever import FUSION_MODES
+from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
-from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery
 from llama_index.retrievers.bm25 import BM25Retriever
 
 from rag.models import Passage
@@ -35,7 +32,7 @@ class HybridRetriever:
         self._store = store
         self._candidate_k = candidate_k
         self._recheck_s = recheck_s
-        self._index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=embed_model)
+        self._embed_model = embed_model
         self._bm25: BaseRetriever = _EmptyRetriever()
         self._bm25_state: tuple[int, int] | None = None
         self._chunk_count = (0, -math.inf)  # (count, when it was read)
@@ -70,25 +67,36 @@ class HybridRetriever:
             return self._bm25
 
     def retrieve(self, query: str, top_k: int, document_ids: list[str] | None = None) -> list[Passage]:
+        # The store is queried through LlamaIndex's vector-store API directly: a retriever and a
+        # QueryFusionRetriever built per query cost as much as the Chroma query itself.
         filters = None
         if document_ids:
             filters = MetadataFilters(
                 filters=[MetadataFilter(key="document_id", operator=FilterOperator.IN, value=document_ids)]
             )
-        dense = self._index.as_retriever(similarity_top_k=self._candidate_k, filters=filters)
-        fusion = QueryFusionRetriever(
-            [dense, self._bm25_retriever()],
-            mode=FUSION_MODES.RECIPROCAL_RANK,
-            similarity_top_k=self._candidate_k if document_ids else top_k,
-            num_queries=1,  # no LLM query rewriting: the LLM below is never called
-            use_async=False,
-            llm=MockLLM(),
-        )
-        results = fusion.retrieve(query)
+        found = self._store.vector_store.query(VectorStoreQuery(
+            query_embedding=self._embed_model.get_query_embedding(query),
+            similarity_top_k=self._candidate_k, filters=filters,
+        ))
+        dense = [NodeWithScore(node=n, score=s) for n, s in zip(found.nodes or [], found.similarities or [])]
+        sparse = self._bm25_retriever().retrieve(query)
         if document_ids:
             wanted = set(document_ids)
-            results = [r for r in results if r.node.ref_doc_id in wanted]  # BM25 is unfiltered
-        return [_passage(result) for result in results[:top_k]]
+            sparse = [r for r in sparse if r.node.ref_doc_id in wanted]  # BM25 is unfiltered
+        return [_passage(result) for result in reciprocal_rank_fusion([dense, sparse])[:top_k]]
+
+
+def reciprocal_rank_fusion(rankings: list[list[NodeWithScore]], k: float = 60.0) -> list[NodeWithScore]:
+    """Each node scored by the sum of 1 / (k + rank) over the lists that hold it (Cormack et al.
+    2009; the formula and k of LlamaIndex's QueryFusionRetriever)."""
+    fused: dict[str, float] = {}
+    nodes: dict[str, NodeWithScore] = {}
+    for ranking in rankings:
+        for rank, result in enumerate(sorted(ranking, key=lambda r: r.score or 0.0, reverse=True)):
+            nodes[result.node.node_id] = result
+            fused[result.node.node_id] = fused.get(result.node.node_id, 0.0) + 1.0 / (rank + k)
+    ordered = sorted(fused, key=fused.__getitem__, reverse=True)
+    return [NodeWithScore(node=nodes[node_id].node, score=fused[node_id]) for node_id in ordered]
 
 
 def _passage(result: NodeWithScore) -> Passage:

@@ -12,28 +12,42 @@ import httpx
 BASE_URL = "http://fake-llm.test/v1"
 
 
-def claims_reply(*claims: tuple[int, str, str], answerable: bool = True) -> str:
-    """A reply in the shape the prompt asks for: (passage, quote, statement) triples."""
-    return json.dumps({
-        "answerable": answerable,
-        "claims": [{"passage": p, "quote": q, "statement": s} for p, q, s in claims],
-    })
+NOT_FOUND_REPLY = "NOT FOUND"
+
+
+def cited_reply(*claims: tuple[str, str]) -> str:
+    """A reply in the shape the prompt asks for: each statement ends with its sentence
+    numbers, e.g. ("430 soldiers surrendered", "2.1")."""
+    return " ".join(f"{statement.rstrip('.')} [{ids}]." for statement, ids in claims)
+
+
+def sentences_in(request: dict) -> dict[str, str]:
+    """The numbered sentences as the prompt showed them to the model: {"2.3": text}."""
+    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    block = user.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
+    found = (line.split("] ", 1) for line in block.splitlines() if line.startswith("["))
+    return {number.lstrip("["): text for number, text in found}
 
 
 def passages_in(request: dict) -> list[str]:
-    """The numbered passages as the prompt showed them to the model."""
-    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-    block = user.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
-    return [part.split("] ", 1)[1] for part in block.split("\n\n")]
+    """Each numbered passage's text as the prompt showed it."""
+    passages: dict[str, list[str]] = {}
+    for number, text in sentences_in(request).items():
+        passages.setdefault(number.split(".")[0], []).append(text)
+    return [" ".join(texts) for texts in passages.values()]
 
 
-def cite(fragment: str, statement: str, shift: int = 0, quote: str | None = None) -> Callable[[dict], str]:
-    """A reply citing the passage (as numbered in the prompt) that contains ``fragment``,
-    or ``shift`` places after it, to play a model that numbers passages wrongly."""
+def sentence_number(request: dict, fragment: str) -> str:
+    return next(number for number, text in sentences_in(request).items() if fragment in text)
+
+
+def cite(fragment: str, statement: str, shift: int = 0) -> Callable[[dict], str]:
+    """A reply citing the sentence that contains ``fragment``, or the sentence of that number
+    ``shift`` passages later, to play a model that numbers passages wrongly."""
 
     def reply(request: dict) -> str:
-        number = next(i for i, text in enumerate(passages_in(request), 1) if fragment in text)
-        return claims_reply((number + shift, quote or fragment, statement))
+        passage, sentence = sentence_number(request, fragment).split(".")
+        return cited_reply((statement, f"{int(passage) + shift}.{sentence}"))
 
     return reply
 

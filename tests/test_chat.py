@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.answering import ClaimStreamParser
+from rag.answering import CitedProseParser, number_sentences
+from rag.models import Passage
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import cite, claims_reply
+from tests.fake_llm import NOT_FOUND_REPLY, cite, cited_reply
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"
@@ -94,9 +95,8 @@ def test_streamed_completion_ends_with_citations_and_done(api, fake_llm):
 
 def test_stream_shows_only_verified_claims(api, fake_llm):
     def reply(request):
-        good = json.loads(cite(ASSAULT_QUOTE, "Ukrainian troops fought off eight Russian assaults.")(request))
-        invented = {"passage": 1, "quote": "Kyiv surrendered the whole region at dawn", "statement": "Kyiv surrendered."}
-        return json.dumps({"answerable": True, "claims": [invented] + good["claims"]})
+        good = cite(ASSAULT_QUOTE, "Ukrainian troops fought off eight Russian assaults.")(request)
+        return cited_reply(("Kyiv surrendered the whole region at dawn", "1.1")) + " " + good
 
     fake_llm.script(reply)
     with api.stream("POST", "/v1/chat/completions", json={
@@ -107,15 +107,24 @@ def test_stream_shows_only_verified_claims(api, fake_llm):
 
 
 def test_stream_parser_yields_each_claim_once_complete():
-    text = claims_reply((1, "a quote here now", "First."), (2, "another quote here", "Second."))
-    parser = ClaimStreamParser()
+    passages = [Passage(document_id=d, title="", chunk_id=f"{d}-0", text=t, start=0, end=len(t), score=1.0)
+                for d, t in (("a", "One fact. Two facts."), ("b", "Third fact here."))]
+    numbered = number_sentences(passages)
+    assert numbered.text == "[1.1] One fact.\n[1.2] Two facts.\n\n[2.1] Third fact here."
+    text = "The U.S. said first [1.1]. Then second [1.2, 2.1][2.1]. Uncited tail."
+    parser = CitedProseParser(numbered)
     seen = []
     for index, char in enumerate(text):
-        for draft in parser.feed(char):
-            seen.append((draft.statement, index))
-    assert [s for s, _ in seen] == ["First.", "Second."]
-    assert seen[0][1] < text.index("Second.")  # the first was ready before the second was written
-    assert ClaimStreamParser().feed(claims_reply(answerable=False)) == []
+        seen += [(draft, index) for draft in parser.feed(char)]
+    seen += [(draft, len(text)) for draft in parser.finish()]
+    first, second = (draft for draft, _ in seen)
+    assert (first.statement, first.passage, first.quote, first.also) == ("The U.S. said first", 1, "One fact.", ())
+    assert (second.statement, second.passage, second.quote) == ("Then second", 1, "Two facts.")
+    assert second.also == ((2, "Third fact here."), (2, "Third fact here."))
+    assert seen[0][1] < text.index("Then")  # the first was ready before the second was written
+    assert seen[1][1] < text.index("Uncited")  # and the second before the stream ended
+    declined = CitedProseParser(numbered)
+    assert declined.feed(NOT_FOUND_REPLY) == [] and declined.finish() == [] and declined.declined
 
 
 @pytest.mark.parametrize("body, fragment", [

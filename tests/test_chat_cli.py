@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from rag.cli import Context, cli
 from tests.conftest import DOC_A, DOC_B
-from tests.fake_llm import InterruptMidStream, cite, claims_reply
+from tests.fake_llm import NOT_FOUND_REPLY, InterruptMidStream, cite, cited_reply
 
 SURRENDER_QUOTE = "asserting that 430 Ukrainian soldiers had surrendered"
 ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"
@@ -67,7 +67,7 @@ def test_reset_forgets_the_history(answering, fake_llm):
 def test_end_of_input_ends_the_chat_and_errors_do_not(answering, fake_llm):
     import httpx
 
-    fake_llm.script(httpx.ConnectError("refused"), claims_reply(answerable=False))
+    fake_llm.script(httpx.ConnectError("refused"), NOT_FOUND_REPLY)
     result = chat(answering, "How many soldiers surrendered?\nWhat is the capital of France?")  # no newline, then EOF
     assert result.exit_code == 0
     assert "error: cannot reach the LLM" in result.output
@@ -75,7 +75,7 @@ def test_end_of_input_ends_the_chat_and_errors_do_not(answering, fake_llm):
 
 
 def test_ctrl_c_cancels_only_the_answer(answering, fake_llm):
-    fake_llm.script(InterruptMidStream(claims_reply((1, "some quote of a passage", "A statement."))),
+    fake_llm.script(InterruptMidStream(cited_reply(("A statement that takes a while to write", "1.1"))),
                     cite(ASSAULT_QUOTE, "Ukrainian troops fought off eight Russian assaults."))
     result = chat(answering, "How many soldiers surrendered?\nHow many assaults were fought off?\n")
     assert result.exit_code == 0

@@ -15,7 +15,7 @@ from rag.evaluation.metrics import score_question, statements_with_refs
 from rag.models import Answer, Citation, Timings
 from rag.evaluation.runner import EvalConfig, Threshold, failures, run_system
 from tests.conftest import DOC_A, REPO, SEEDS
-from tests.fake_llm import claims_reply, passages_in
+from tests.fake_llm import NOT_FOUND_REPLY, cited_reply, sentence_number
 
 QUESTIONS = REPO / "eval" / "questions.jsonl"
 
@@ -92,8 +92,7 @@ def test_run_through_the_service(answering, fake_llm):
     quote = "asserting that 430 Ukrainian soldiers had surrendered"
 
     def cite(request):
-        number = next(i for i, t in enumerate(passages_in(request), 1) if quote in t)
-        return claims_reply((number, quote, "430 Ukrainian soldiers surrendered."))
+        return cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(request, quote)))
 
     fake_llm.script(cite, judge_reply(True), judge_reply(True))
     result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
@@ -106,9 +105,7 @@ def test_run_through_the_service(answering, fake_llm):
 def test_unsupported_statement_counts_against_recall(answering, fake_llm):
     question = load_questions(QUESTIONS)[1]
     fake_llm.script(
-        lambda r: claims_reply((1 + [i for i, t in enumerate(passages_in(r)) if "430" in t][0],
-                                "asserting that 430 Ukrainian soldiers had surrendered",
-                                "430 Ukrainian soldiers surrendered.")),
+        lambda r: cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(r, "430"))),
         judge_reply(False), judge_reply(False),
     )
     result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
@@ -121,7 +118,7 @@ def test_abstentions_and_thresholds(answering, fake_llm):
     questions = load_questions(QUESTIONS)
     unanswerable = next(q for q in questions if not q.answerable)
     answerable = questions[0]
-    fake_llm.script(claims_reply(answerable=False), claims_reply(answerable=False))
+    fake_llm.script(NOT_FOUND_REPLY, NOT_FOUND_REPLY)
     result = run_system(ServiceBackend(answering), [answerable, unanswerable], SupportJudge(answering.llm), k=5)
     assert result.summary.abstention_accuracy == 0.5
     assert result.summary.false_abstention_rate == 1.0
