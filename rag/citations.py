@@ -144,15 +144,18 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return [(a + len(text[a:b]) - len(text[a:b].lstrip()), b) for a, b in spans if text[a:b].strip()]
 
 
-def _reanchor(statement: str, question: str, passages: list[Passage]) -> _Span | None:
+def _reanchor(
+    statement: str, question: str, passages: list[Passage],
+    ratio: float = REANCHOR_RATIO, min_words: int = REANCHOR_MIN_WORDS,
+) -> _Span | None:
     claimed = content_words(statement)
-    if len(claimed) < REANCHOR_MIN_WORDS:
+    if len(claimed) < min_words:
         return None
     best: tuple[float, _Span] | None = None
     for passage in passages:
         for start, end in sentences(passage.text):
             sentence = passage.text[start:end]
-            if not supports(statement, sentence, question, REANCHOR_RATIO):
+            if not supports(statement, sentence, question, ratio):
                 continue
             overlap = len(claimed & content_words(sentence)) / len(claimed)
             if best is None or overlap > best[0]:
@@ -160,9 +163,13 @@ def _reanchor(statement: str, question: str, passages: list[Passage]) -> _Span |
     return best[1] if best else None
 
 
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased content words, cut to a crude stem so 'surrendered' meets 'surrender'."""
-    words = (re.sub(r"['’]s$", "", w.lower()) for w in _WORD.findall(text))
+    words = (_singular(re.sub(r"['’]s$", "", w.lower())) for w in _WORD.findall(text))
     return {w[:6] for w in words if len(w) > 2 and w not in _STOPWORDS}
 
 
@@ -175,18 +182,32 @@ def unmentioned_names(question: str, passages: list[Passage]) -> list[str]:
     return [name for name in dict.fromkeys(names) if name.lower()[:6] not in present]
 
 
+# Spelled-out counts, so "8 assaults" meets "eight assaults". "one" is left out: it is more
+# often a pronoun ("one article says") than a count.
+_NUMBER_WORDS = {
+    word: str(value) for value, word in enumerate(
+        "zero _ two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    ) if word != "_"
+} | {word: str(10 * tens) for tens, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
+
+
 def numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    spelled = {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
+    return {n.replace(",", "") for n in _NUMBER.findall(text)} | spelled
 
 
 def supports(statement: str, evidence: str, question: str, ratio: float = SUPPORT_RATIO) -> bool:
     """Whether the evidence carries the statement's key content and bears on the question."""
-    if not numbers(statement) <= numbers(evidence):
+    stated = numbers(statement)
+    if not stated <= numbers(evidence):
         return False
-    claimed = content_words(statement)
+    claimed = content_words(statement) - {w[:6] for w in _NUMBER_WORDS}
     present = content_words(evidence)
-    if not claimed or len(claimed & present) / len(claimed) < ratio:
+    if not claimed and not stated:
         return False
+    if claimed and len(claimed & present) / len(claimed) < ratio:
+        return False  # a bare figure ("86%", "8") is carried by the figure alone
     asked = content_words(question)
     return not asked or bool(asked & present)
 
@@ -208,7 +229,12 @@ class ClaimVerifier:
             return None
         spans = self._evidence(statement, draft)
         if not spans:
-            reanchored = _reanchor(statement, self.question, self.passages)
+            # Small models often name the right passage but the wrong sentence of it: its other
+            # sentences are tried at the usual bar, every retrieved sentence at a higher one.
+            cited = [self.passages[n - 1] for n in {draft.passage, *(n for n, _ in draft.also)}
+                     if 1 <= n <= len(self.passages)]
+            reanchored = (_reanchor(statement, self.question, cited, SUPPORT_RATIO, min_words=0)
+                          or _reanchor(statement, self.question, self.passages))
             spans = [reanchored] if reanchored else []
         if not spans:
             return None
@@ -216,7 +242,6 @@ class ClaimVerifier:
         self._statements.add(statement)
         self.claims.append(claim)
         return claim
-
 
     def _evidence(self, statement: str, draft: DraftClaim) -> list[_Span]:
         """The cited spans that together carry the statement, or none. A span that shares

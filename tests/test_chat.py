@@ -111,18 +111,20 @@ def test_stream_parser_yields_each_claim_once_complete():
                 for d, t in (("a", "One fact. Two facts."), ("b", "Third fact here."))]
     numbered = number_sentences(passages)
     assert numbered.text == "[1.1] One fact.\n[1.2] Two facts.\n\n[2.1] Third fact here."
-    text = "The U.S. said first [1.1]. Then second [1.2, 2.1][2.1]. Uncited tail."
+    text = "The U.S. said first [1.1]. Then second [1.2, 2.1][2.1]. Third [1.1] and more [2.1]. Uncited tail."
     parser = CitedProseParser(numbered)
     seen = []
     for index, char in enumerate(text):
         seen += [(draft, index) for draft in parser.feed(char)]
     seen += [(draft, len(text)) for draft in parser.finish()]
-    first, second = (draft for draft, _ in seen)
+    first, second, third = (draft for draft, _ in seen)
     assert (first.statement, first.passage, first.quote, first.also) == ("The U.S. said first", 1, "One fact.", ())
     assert (second.statement, second.passage, second.quote) == ("Then second", 1, "Two facts.")
-    assert second.also == ((2, "Third fact here."), (2, "Third fact here."))
+    assert second.also == ((2, "Third fact here."),)  # each sentence once
+    assert (third.statement, third.passage, third.also) == ("Third and more", 1, ((2, "Third fact here."),))
     assert seen[0][1] < text.index("Then")  # the first was ready before the second was written
-    assert seen[1][1] < text.index("Uncited")  # and the second before the stream ended
+    assert seen[1][1] < text.index("Third")  # and the second before the third began
+    assert seen[2][1] < text.index("Uncited")
     declined = CitedProseParser(numbered)
     assert declined.feed(NOT_FOUND_REPLY) == [] and declined.finish() == [] and declined.declined
 

@@ -50,6 +50,16 @@ def test_support_needs_numbers_content_and_relevance():
     assert not supports("Gerasimov said soldiers surrendered", evidence, "What is the capital of France?")
 
 
+def test_spelled_counts_and_bare_figures():
+    evidence = "As of Wednesday evening, Ukrainian troops had fought off eight Russian assaults."
+    question = "How many Russian assaults did Ukrainian troops fight off?"
+    assert supports("Ukrainian troops fought off 8 Russian assaults", evidence, question)
+    assert supports("8", evidence, question)  # a bare figure stands on the figure
+    assert not supports("9", evidence, question)
+    assert not supports("Ukrainian troops fought off nine Russian assaults", evidence, question)
+    assert supports("One article says the troops fought off Russian assaults", evidence, question)  # "one": no count
+
+
 def test_verify_repoints_drops_and_numbers_citations():
     a = passage("Sudzha was retaken on Thursday by Russian forces.", "a", 0)
     b = passage("Witkoff landed in Moscow on Thursday afternoon.", "b", 500)
@@ -71,8 +81,12 @@ def test_a_right_statement_with_a_wrong_quote_is_reanchored_on_its_sentence():
     drafts = [DraftClaim("The Defense Ministry announced the retaking of Sudzha", 1, "The Kremlin kept quiet")]
     [claim] = verify(drafts, [passage(text, "a", 0)], "Which town did the Defense Ministry retake?")
     assert claim.citations[0].quote == "Russia's Defense Ministry announced the retaking of Sudzha on Thursday."
-    # Too little content to re-anchor, and a quote that does not carry it: dropped.
-    assert verify([DraftClaim("Sudzha fell", 1, "The Kremlin kept quiet")], [passage(text)], "Sudzha?") == []
+    # In another passage than the one cited, too little content to re-anchor: dropped.
+    quiet = passage("The Kremlin kept quiet on Thursday.", "q")
+    assert verify([DraftClaim("Sudzha fell", 1, "The Kremlin kept quiet")], [quiet, passage(text)], "Sudzha?") == []
+    # Within the cited passage, another sentence is tried at the usual bar.
+    [claim] = verify([DraftClaim("Sudzha was retaken", 2, "The Kremlin kept quiet")], [quiet, passage(text)], "Sudzha?")
+    assert claim.citations[0].quote.startswith("Russia's Defense Ministry")
 
 
 def test_names_the_passages_never_mention():
