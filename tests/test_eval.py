@@ -81,6 +81,19 @@ def test_alce_precision_and_recall(answering, fake_llm):
     assert fake_llm.requests[0]["response_format"]["json_schema"]["name"] == "support_verdict"
 
 
+def test_a_citation_two_statements_share_is_one_verbatim_quote(answering):
+    question = load_questions(QUESTIONS)[1]
+    doc = answering.get_document(DOC_A).text
+    quote = "asserting that 430 Ukrainian soldiers had surrendered"
+    citation = Citation(ref=1, document_id=DOC_A, title="", chunk_id="c", quote=quote,
+                        start=doc.find(quote), end=doc.find(quote) + len(quote))
+    answer = Answer(answer="430 soldiers surrendered [1]. They were Ukrainian [1].", abstained=False,
+                    citations=[citation], passages=[], model="m",
+                    timings=Timings(retrieve_ms=0, generate_ms=0, total_ms=0))
+    score = score_question(question, answer, 1.0, lambda d: doc, None, k=5)
+    assert (score.citations, score.quotes, score.citations_verbatim) == (2, 1, 1)
+
+
 def test_a_number_missing_from_the_evidence_is_unsupported_without_asking(answering, fake_llm):
     judge = SupportJudge(answering.llm)
     assert not judge.supports(["Gerasimov said many soldiers surrendered."], "500 soldiers surrendered.")

@@ -26,8 +26,9 @@ class QuestionScore(BaseModel):
     correct: bool | None  # answerable questions only
     statements: int
     statements_supported: int
-    citations: int
+    citations: int  # (statement, citation) pairs: precision counts each use of a citation
     citations_precise: int
+    quotes: int  # distinct citations of the answer: each quote is checked once
     citations_verbatim: int
     retrieval_rank: int | None  # 1-based rank of the first passage holding gold evidence
     latency_ms: float
@@ -108,7 +109,7 @@ def score_question(
         correct=(not answer.abstained and all(f.found_in(answer.answer) for f in question.key_facts))
         if question.answerable else None,
         statements=len(statements), statements_supported=supported,
-        citations=cited, citations_precise=precise, citations_verbatim=verbatim,
+        citations=cited, citations_precise=precise, quotes=len(answer.citations), citations_verbatim=verbatim,
         retrieval_rank=retrieval_rank(question, answer, document_text, k) if question.answerable else None,
         latency_ms=round(latency_ms, 1), answer=answer.answer,
     )
@@ -130,7 +131,7 @@ def summarise(scores: list[QuestionScore]) -> Summary:
         false_abstention_rate=_ratio(sum(s.abstained for s in answerable), len(answerable), 0.0),
         citation_precision=_ratio(sum(s.citations_precise for s in scores), all_citations),
         citation_recall=_ratio(sum(s.statements_supported for s in scores), sum(s.statements for s in scores)),
-        verbatim_quote_rate=_ratio(sum(s.citations_verbatim for s in scores), sum(s.citations for s in scores)),
+        verbatim_quote_rate=_ratio(sum(s.citations_verbatim for s in scores), sum(s.quotes for s in scores)),
         retrieval_hit_at_k=_ratio(sum(r is not None for r in ranks), len(ranks)),
         retrieval_mrr=round(statistics.fmean(1 / r if r else 0.0 for r in ranks), 4) if ranks else 0.0,
         latency_p50_ms=round(statistics.median(latencies), 1) if latencies else 0.0,
