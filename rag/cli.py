@@ -73,10 +73,18 @@ class _NoBar:
         return None
 
 
+# Options that several commands share, spelled once.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+
+
+def top_k_option(help: str):
+    return click.option("--top-k", type=click.IntRange(1, 50), help=help)
+
+
 @cli.command()
 @click.argument("query")
-@click.option("--top-k", type=click.IntRange(1, 50), help="Passages to return.")
-@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+@top_k_option("Passages to return.")
+@json_option
 @pass_context
 def search(app: Context, query: str, top_k: int | None, as_json: bool) -> None:
     """Retrieve the passages that best match QUERY."""
@@ -93,8 +101,8 @@ def search(app: Context, query: str, top_k: int | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("question")
-@click.option("--top-k", type=click.IntRange(1, 50), help="Passages to give the model.")
-@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON shape.")
+@top_k_option("Passages to give the model.")
+@json_option
 @pass_context
 def ask(app: Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Answer QUESTION from the articles, with citations."""
@@ -112,7 +120,7 @@ def ask(app: Context, question: str, top_k: int | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--delete", "delete_id", metavar="ID", help="Delete this document.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
     """List ingested documents, or delete one."""
