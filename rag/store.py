@@ -21,6 +21,7 @@ from rag.models import Chunk, DocumentInfo
 
 # Metadata LlamaIndex keeps on every chunk; none of it may reach the vectors or the prompt.
 CHUNK_METADATA_KEYS = ["title", "chunk_index", "start", "end"]
+READ_PAGE = 5000  # chunks read from Chroma per request
 # The registry needs no vectors, but Chroma wants one per record.
 _REGISTRY_VECTOR = [1.0]
 
@@ -102,7 +103,7 @@ class ChromaStore:
         return found["documents"][0] if found["ids"] else None
 
     def list_documents(self) -> list[DocumentInfo]:
-        found = self._guard(lambda: self._registry.get(include=["metadatas"]))
+        found = self._guard(lambda: _read_all(self._registry, ["metadatas"]))
         infos = [_info(i, m) for i, m in zip(found["ids"], found["metadatas"])]
         return sorted(infos, key=lambda info: info.id)
 
@@ -114,7 +115,7 @@ class ChromaStore:
         return self._guard(lambda: self._chunk_nodes(where=None))
 
     def _chunk_nodes(self, where: dict | None) -> list[TextNode]:
-        found = self._chunks.get(where=where, include=["documents", "metadatas"])
+        found = _read_all(self._chunks, ["documents", "metadatas"], where)
         return [
             metadata_dict_to_node(metadata, text=text)
             for text, metadata in zip(found["documents"], found["metadatas"])
@@ -172,6 +173,18 @@ class ChromaStore:
             return operation()
         except Exception as exc:
             raise StoreUnavailableError(f"Chroma request failed: {exc}") from exc
+
+
+def _read_all(collection: chromadb.Collection, include: list[str], where: dict | None = None) -> dict[str, list]:
+    """Every matching record, read in pages: one get of a large collection exceeds SQLite's limit
+    on query variables ("too many SQL variables", seen at 100k chunks)."""
+    records: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    while True:
+        page = collection.get(where=where, include=include, limit=READ_PAGE, offset=len(records["ids"]))
+        for key in records:
+            records[key] += page[key]
+        if len(page["ids"]) < READ_PAGE:
+            return records
 
 
 def chunk_to_node(chunk: Chunk, title: str, embedding: list[float] | None = None) -> TextNode:

@@ -84,6 +84,13 @@ def test_keyword_index_follows_chunks_another_writer_adds(settings, embedder):
     assert [n.node.ref_doc_id for n in found][:1] == ["pilots"]
 
 
+def test_whole_collections_are_read_in_pages(seeded, monkeypatch):
+    monkeypatch.setattr("rag.store.READ_PAGE", 1)
+    nodes = seeded.store.all_chunk_nodes()
+    assert len(nodes) == len({n.node_id for n in nodes}) == seeded.store.counts()[1] > 1
+    assert [d.id for d in seeded.list_documents()] == [DOC_A, DOC_B]
+
+
 def test_retrieve_can_be_limited_to_documents(seeded):
     passages = seeded.retrieve("Gerasimov", top_k=10, document_ids=[DOC_A])
     assert passages and {p.document_id for p in passages} == {DOC_A}
