@@ -190,6 +190,7 @@ _NUMBER_WORDS = {
         "fifteen sixteen seventeen eighteen nineteen twenty".split()
     ) if word != "_"
 } | {word: str(10 * tens) for tens, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
+_NUMBER_STEMS = {word[:6] for word in _NUMBER_WORDS}  # as content_words cuts them
 
 
 def numbers(text: str) -> set[str]:
@@ -202,7 +203,7 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
     stated = numbers(statement)
     if not stated <= numbers(evidence):
         return False
-    claimed = content_words(statement) - {w[:6] for w in _NUMBER_WORDS}
+    claimed = content_words(statement) - _NUMBER_STEMS
     present = content_words(evidence)
     if not claimed and not stated:
         return False

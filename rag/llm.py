@@ -107,14 +107,13 @@ class LLM:
             "temperature": options.temperature if options.temperature is not None else 0.0,
             "max_tokens": min(options.max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens),
         }
-        if schema is None:
-            pass  # plain text: no grammar, which also keeps llama.cpp's generation at full speed
-        elif self.json_mode == "json_schema":
+        # No schema: plain text, with no grammar slowing llama.cpp's generation.
+        if schema is not None and self.json_mode == "json_schema":
             request["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "schema": schema, "strict": False},
             }
-        elif self.json_mode == "json_object":
+        elif schema is not None and self.json_mode == "json_object":
             request["response_format"] = {"type": "json_object", "schema": schema}
         return request
 

@@ -93,11 +93,13 @@ class RagService:
             seen.add(item.result.document_id)
         results: list[IngestResult] = []
         group: list[_PreparedArticle] = []
+        group_chunks = 0
         for item in prepared:
             group.append(item)
-            if sum(len(g.chunks) for g in group) >= INGEST_GROUP_CHUNKS:
+            group_chunks += len(item.chunks)
+            if group_chunks >= INGEST_GROUP_CHUNKS:
                 results += self._write_group(group, on_each)
-                group = []
+                group, group_chunks = [], 0
         return results + self._write_group(group, on_each)
 
     def _prepare(self, article: ArticleInput) -> _PreparedArticle:
