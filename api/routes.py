@@ -23,7 +23,8 @@ from rag.models import Answer, Document, Health, IngestResult
 from rag.service import ArticleInput, RagService
 
 
-def get_service(request: Request) -> RagService:
+async def get_service(request: Request) -> RagService:
+    # async: FastAPI runs a sync dependency in its thread pool, a thread hop per request.
     return request.app.state.service
 
 

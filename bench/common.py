@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import socket
 import statistics
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def p50(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def machine() -> str:

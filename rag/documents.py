@@ -135,7 +135,7 @@ class Chunker:
             index = len(chunks)
             chunks.append(
                 Chunk(
-                    chunk_id=chunk_id(document_id, index),
+                    chunk_id=chunk_id(document_id, index, piece),
                     document_id=document_id,
                     index=index,
                     start=start,
@@ -148,5 +148,8 @@ class Chunker:
         return chunks
 
 
-def chunk_id(document_id: str, index: int) -> str:
-    return f"{document_id}#{index:04d}"
+def chunk_id(document_id: str, index: int, text: str) -> str:
+    """Names the chunk's text, not only its place: an id never comes to stand for other words when
+    an article is re-ingested changed, so readers may keep a chunk's text by its id."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{document_id}#{index:04d}-{digest}"

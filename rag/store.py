@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.config import Settings
@@ -45,6 +45,14 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
         raise
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
         raise StoreUnavailableError(f"cannot open Chroma ({settings.chroma_url or settings.chroma_path}): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as stored, with its document's title."""
+
+    chunk: Chunk
+    title: str
 
 
 @dataclass(frozen=True)
@@ -108,18 +116,28 @@ class ChromaStore:
         return sorted(infos, key=lambda info: info.id)
 
     def chunks_of(self, document_id: str) -> list[Chunk]:
-        nodes = self._guard(lambda: self._chunk_nodes(where={"document_id": document_id}))
-        return sorted((node_to_chunk(n) for n in nodes), key=lambda c: c.index)
+        stored = self._guard(lambda: _read_chunks(self._chunks, where={"document_id": document_id}))
+        return sorted((s.chunk for s in stored), key=lambda c: c.index)
 
-    def all_chunk_nodes(self) -> list[TextNode]:
-        return self._guard(lambda: self._chunk_nodes(where=None))
+    def all_chunks(self) -> list[StoredChunk]:
+        return self._guard(lambda: _read_chunks(self._chunks))
 
-    def _chunk_nodes(self, where: dict | None) -> list[TextNode]:
-        found = _read_all(self._chunks, ["documents", "metadatas"], where)
-        return [
-            metadata_dict_to_node(metadata, text=text)
-            for text, metadata in zip(found["documents"], found["metadatas"])
-        ]
+    def chunks_by_id(self, chunk_ids: list[str]) -> list[StoredChunk]:
+        """The chunks of these ids that exist, in no particular order."""
+        if not chunk_ids:
+            return []
+        return self._guard(lambda: _stored_chunks(self._chunks.get(ids=chunk_ids, include=["documents", "metadatas"])))
+
+    def nearest_chunks(
+        self, embedding: list[float], k: int, document_ids: list[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the k chunks nearest the embedding, best first. Ids
+        only: reading every candidate's text and metadata costs more than the search."""
+        where = {"document_id": {"$in": document_ids}} if document_ids else None
+        found = self._guard(lambda: self._chunks.query(
+            query_embeddings=[embedding], n_results=k, where=where, include=["distances"]
+        ))
+        return [(i, 1.0 - distance) for i, distance in zip(found["ids"][0], found["distances"][0])]
 
     # --- writes --------------------------------------------------------------------------
     def write_documents(self, writes: list[DocumentWrite]) -> None:
@@ -187,6 +205,25 @@ def _read_all(collection: chromadb.Collection, include: list[str], where: dict |
             return records
 
 
+def _read_chunks(collection: chromadb.Collection, where: dict | None = None) -> list[StoredChunk]:
+    return _stored_chunks(_read_all(collection, ["documents", "metadatas"], where))
+
+
+def _stored_chunks(found: dict[str, list]) -> list[StoredChunk]:
+    # Read from the flat metadata LlamaIndex writes beside its node JSON: rebuilding a TextNode per
+    # record took seconds for a keyword index over 100k chunks.
+    return [
+        StoredChunk(
+            chunk=Chunk(
+                chunk_id=chunk_id, document_id=meta["document_id"], index=int(meta["chunk_index"]),
+                start=int(meta["start"]), end=int(meta["end"]), text=text,
+            ),
+            title=str(meta.get("title", "")),
+        )
+        for chunk_id, text, meta in zip(found["ids"], found["documents"], found["metadatas"])
+    ]
+
+
 def chunk_to_node(chunk: Chunk, title: str, embedding: list[float] | None = None) -> TextNode:
     node = TextNode(
         id_=chunk.chunk_id,
@@ -200,18 +237,6 @@ def chunk_to_node(chunk: Chunk, title: str, embedding: list[float] | None = None
     )
     node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.document_id)
     return node
-
-
-def node_to_chunk(node: TextNode) -> Chunk:
-    meta = node.metadata
-    return Chunk(
-        chunk_id=node.node_id,
-        document_id=node.ref_doc_id or meta["document_id"],
-        index=int(meta["chunk_index"]),
-        start=int(meta["start"]),
-        end=int(meta["end"]),
-        text=node.get_content(),
-    )
 
 
 def _registry_metadata(info: DocumentInfo) -> dict:

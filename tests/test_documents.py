@@ -46,9 +46,17 @@ def test_every_chunk_is_an_exact_span_of_the_canonical_text(embedder):
             assert len(chunks) >= 2
             for index, chunk in enumerate(chunks):
                 assert text[chunk.start : chunk.end] == chunk.text
-                assert chunk.index == index and chunk.chunk_id == f"{path.stem}#{index:04d}"
+                assert chunk.index == index and chunk.chunk_id.startswith(f"{path.stem}#{index:04d}-")
             if overlap == 0:  # the chunks cover every sentence, in order
                 assert " ".join(c.text for c in chunks).split() == text.split()
+
+
+def test_chunk_ids_name_their_text(embedder):
+    chunker = Chunker(embedder.token_ids, 96, 0)
+    first = chunker.chunk("doc", "Dockers struck in Gdansk on Monday.")
+    again = chunker.chunk("doc", "Dockers struck in Gdansk on Monday.")
+    changed = chunker.chunk("doc", "Dockers struck in Gdynia on Monday.")
+    assert first[0].chunk_id == again[0].chunk_id != changed[0].chunk_id
 
 
 def test_decode_refuses_binary_bad_encoding_and_oversize():

@@ -27,3 +27,82 @@ def test_answering_sentence_is_in_top_5(seeded, question, sentence):
     assert any(sentence in p.text for p in passages), [p.chunk_id for p in passages]
     scores = [p.score for p in passages]
     assert scores == sorted(scores, reverse=True)
+
+
+def _texts(*pairs):
+    from rag.models import Chunk
+    from rag.store import StoredChunk
+
+    return [
+        StoredChunk(Chunk(chunk_id=f"{doc}#{n:04d}", document_id=doc, index=n, start=0, end=len(text), text=text), "T")
+        for n, (doc, text) in enumerate(pairs)
+    ]
+
+
+def test_keyword_index_ranks_only_chunks_holding_a_query_word():
+    from rag.retrieval import KeywordIndex
+
+    index = KeywordIndex(_texts(
+        ("a", "Dockers in Gdansk struck on Monday."),
+        ("a", "The strike in Gdansk spread to Gdynia and Gdansk's shipyard, strikers said."),
+        ("b", "Wheat prices rose in Chicago."),
+        ("b", "Gdansk is a port."),
+    ))
+    found = index.search("Why did Gdansk dockers strike?", 10)
+    assert [chunk_id for chunk_id, _ in found] == ["a#0000", "a#0001", "b#0003"]
+    assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
+    assert all(score > 0 for _, score in found)
+    assert [chunk_id for chunk_id, _ in index.search("Gdansk dockers strike", 1)] == ["a#0000"]
+    assert [chunk_id for chunk_id, _ in index.search("Gdansk", 10, document_ids=["b"])] == ["b#0003"]
+    assert index.search("Gdansk", 10, document_ids=["unknown"]) == []
+    assert index.search("what is the", 10) == []  # stop words only
+    assert index.search("zeppelin", 10) == []
+
+
+def test_empty_keyword_index_finds_nothing():
+    from rag.retrieval import KeywordIndex
+
+    assert KeywordIndex([]).search("anything", 5) == []
+
+
+def test_query_terms_are_analysed_as_bm25s_analyses_the_chunks():
+    import bm25s
+    import Stemmer
+
+    from rag.retrieval import KeywordIndex
+
+    query = "Why did the Gdansk dockers' strikes spread to Gdynia's shipyards, and who is ANSWERING?"
+    [expected] = bm25s.tokenize(
+        query, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
+    )
+    terms = KeywordIndex([]).query_terms(query)
+    assert terms == expected
+    assert {"gdansk", "docker", "strike", "shipyard", "answer"} <= set(terms) and "the" not in terms
+
+
+@pytest.mark.parametrize("query", ["rail strike", "Gdansk", "harbour in Gdansk", "Lyon grain strike", "zeppelin"])
+def test_keyword_search_matches_a_full_ranking_of_bm25_scores(query):
+    import bm25s
+    import numpy as np
+    import Stemmer
+
+    from rag.retrieval import KeywordIndex
+
+    towns = ["Lyon", "Porto", "Riga", "Turin", "Brno"]
+    topics = ["a rail strike", "grain exports", "port traffic", "school funding"]
+    texts = [f"In {towns[n % 5]}, officials discussed {topics[n % 4]} on day {n}." for n in range(200)]
+    texts[17] = "Harbour pilots in Gdansk voted to strike."  # a rare term: read from its postings
+    stored = _texts(*[("doc", text) for text in texts])
+    found = KeywordIndex(stored).search(query, 10)
+
+    reference = bm25s.BM25(method="lucene")
+    stemmer = Stemmer.Stemmer("english")
+    reference.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    [terms] = bm25s.tokenize(query, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    scores = reference.get_scores(terms) if reference.get_tokens_ids(terms) else np.zeros(len(texts))
+    expected = sorted((float(score) for score in scores if score > 0), reverse=True)[:10]
+    assert [score for _, score in found] == pytest.approx(expected)  # which of tied chunks is free
+    by_id = {s.chunk.chunk_id: float(score) for s, score in zip(stored, scores)}
+    assert [by_id[chunk_id] for chunk_id, _ in found] == pytest.approx([score for _, score in found])
+    if "Gdansk" in query:
+        assert found[0][0] == stored[17].chunk.chunk_id

@@ -67,8 +67,8 @@ def test_delete_removes_from_dense_and_bm25(seeded):
     seeded.delete_document(DOC_B)
     assert all(p.document_id == DOC_A for p in seeded.retrieve(query, top_k=20))
     # BM25 alone (dense filtered away) finds nothing of the deleted document either.
-    bm25 = seeded.retriever._bm25_retriever().retrieve("Sudzha Defense Ministry")
-    assert bm25 and all(n.node.ref_doc_id == DOC_A for n in bm25)
+    found = seeded.retriever.keyword_index().search("Sudzha Defense Ministry", 20)
+    assert found and {s.chunk.document_id for s in seeded.store.chunks_by_id([i for i, _ in found])} == {DOC_A}
     with pytest.raises(NotFoundError):
         seeded.get_document(DOC_B)
     assert seeded.store.counts()[0] == 1
@@ -78,16 +78,26 @@ def test_keyword_index_follows_chunks_another_writer_adds(settings, embedder):
     reader = build_service(settings.model_copy(update={"store_recheck_s": 0}), embedder)
     writer = build_service(settings, embedder)
     reader.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
-    assert reader.retrieve("Volkova") and reader.retriever._bm25_retriever()
+    assert reader.retrieve("Volkova") and len(reader.retriever.keyword_index()) > 0
     writer.ingest(ArticleInput(text="Harbour pilots in Gdansk voted to strike over rosters.", document_id="pilots"))
-    found = reader.retriever._bm25_retriever().retrieve("Gdansk harbour pilots")
-    assert [n.node.ref_doc_id for n in found][:1] == ["pilots"]
+    found = reader.retriever.keyword_index().search("Gdansk harbour pilots", 5)
+    assert [reader.retriever.keyword_index().get(chunk_id).chunk.document_id for chunk_id, _ in found] == ["pilots"]
+
+
+def test_retrieval_returns_the_text_another_writer_replaced(settings, embedder):
+    reader = build_service(settings, embedder)  # rechecks the store only every 2 s
+    writer = build_service(settings, embedder)
+    reader.ingest(ArticleInput(text="Harbour pilots in Gdansk voted to strike over rosters.", document_id="pilots"))
+    assert "Gdansk" in reader.retrieve("harbour pilots strike")[0].text
+    writer.ingest(ArticleInput(text="Harbour pilots in Gdynia voted to strike over pay.", document_id="pilots"))
+    [passage] = reader.retrieve("harbour pilots strike", top_k=1)
+    assert passage.text == "Harbour pilots in Gdynia voted to strike over pay."
 
 
 def test_whole_collections_are_read_in_pages(seeded, monkeypatch):
     monkeypatch.setattr("rag.store.READ_PAGE", 1)
-    nodes = seeded.store.all_chunk_nodes()
-    assert len(nodes) == len({n.node_id for n in nodes}) == seeded.store.counts()[1] > 1
+    chunks = seeded.store.all_chunks()
+    assert len(chunks) == len({s.chunk.chunk_id for s in chunks}) == seeded.store.counts()[1] > 1
     assert [d.id for d in seeded.list_documents()] == [DOC_A, DOC_B]
 
 
