@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import REPO, machine, p50, percentile
-from rag.answering import build_messages, number_sentences
+from rag.answering import build_messages
 from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.service import RagService
@@ -44,7 +44,8 @@ def main() -> None:
             total_ms.append((time.perf_counter() - started) * 1000)
             first_ms.append(first if first is not None else total_ms[-1])
             abstained += answer.abstained
-            prompt = "\n".join(m["content"] for m in build_messages(question.question, number_sentences(answer.passages)))
+            numbered = service.answerer.numbered(question.question, answer.passages)
+            prompt = "\n".join(m["content"] for m in build_messages(question.question, numbered))
             count = httpx.post(f"{server}/extras/tokenize/count", json={"input": prompt}, timeout=30).json()
             prompt_tokens.append(count["count"])
             print(f"{question.id}: first text {first_ms[-1] / 1000:.1f}s, total {total_ms[-1] / 1000:.1f}s, "

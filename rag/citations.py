@@ -1,14 +1,13 @@
-"""Citation checking: the code, not the model, decides whether a quote holds.
+"""Citation checking: the code, not the model, decides whether a citation holds.
 
-A quote holds when it occurs in a retrieved passage, allowing only for differences of
-whitespace, quote marks and letter case. A held quote is widened to the sentence(s) it sits
-in, so a reader sees the whole statement of fact, and reported with document offsets. A claim
-stands only if its cited sentences carry its key content and touch the question.
+The model cites sentences of the retrieved passages by number, so every quote is a whole
+sentence, verbatim, with its document offsets. A claim stands only if its cited sentences
+together carry its key content (every number, half its content words) and touch the question.
 
-Small models often state a fact right but quote the wrong sentence. The model's quote is
-then treated as a pointer that missed: the claim is re-anchored on the retrieved sentence
-that carries most of its content, if one passes the same support test with a higher bar.
-A claim with neither is dropped."""
+Small models often state a fact right but cite the wrong sentence. The citation is then
+treated as a pointer that missed: the claim is re-anchored on the retrieved sentence that
+carries most of its content, if one passes the same support test (with a higher bar outside
+the passages it cited). A claim with neither is dropped."""
 
 from __future__ import annotations
 
@@ -17,13 +16,9 @@ from dataclasses import dataclass
 
 from rag.models import Citation, Passage
 
-_QUOTE_MARKS = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
-                              "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"'})
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*(?=\s)|\n\n")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
-MIN_QUOTE_WORDS = 3
-MIN_SALVAGED_WORDS = 5
 SUPPORT_RATIO = 0.5  # share of a statement's content words its evidence must hold
 REANCHOR_RATIO = 0.7  # the same, for a sentence found by the code rather than quoted
 REANCHOR_MIN_WORDS = 3  # "The war is over" says too little to be matched to a sentence
@@ -39,13 +34,18 @@ _STOPWORDS = frozenset(
 
 
 @dataclass(frozen=True)
+class CitedSentence:
+    passage: int  # 1-based, as numbered in the prompt
+    start: int  # offsets into the passage text
+    end: int
+
+
+@dataclass(frozen=True)
 class DraftClaim:
-    """A claim as the model wrote it: unchecked."""
+    """A claim as the model wrote it, with the sentences it cited: unchecked."""
 
     statement: str
-    passage: int  # 1-based, as numbered in the prompt
-    quote: str
-    also: tuple[tuple[int, str], ...] = ()  # more (passage, quote) cited for the same statement
+    cited: tuple[CitedSentence, ...]
 
 
 @dataclass(frozen=True)
@@ -59,76 +59,6 @@ class _Span:
     passage: Passage
     start: int  # offsets into the passage text
     end: int
-
-
-def _normalise(text: str) -> tuple[str, list[int]]:
-    """Case-folded text with quote marks unified and whitespace runs collapsed, plus the
-    original index of every character kept."""
-    chars: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text.translate(_QUOTE_MARKS).lower()):
-        if char.isspace():
-            if chars and chars[-1] == " ":
-                continue
-            char = " "
-        chars.append(char)
-        origin.append(index)
-    return "".join(chars), origin
-
-
-def _clean_quote(quote: str) -> str:
-    quote = quote.strip().strip("\"'“”‘’").strip()
-    return re.sub(r"(\.\.\.|…)$", "", quote).strip()
-
-
-def locate(quote: str, text: str) -> tuple[int, int] | None:
-    """Where ``quote`` occurs in ``text`` (only whitespace, quote marks and case may differ)."""
-    needle, _ = _normalise(_clean_quote(quote))
-    needle = needle.strip()
-    if len(needle.split()) < MIN_QUOTE_WORDS:
-        return None  # too short to show anything: "the", "Russia said"
-    haystack, origin = _normalise(text)
-    at = haystack.find(needle)
-    if at < 0:
-        return None
-    return origin[at], origin[at + len(needle) - 1] + 1
-
-
-def locate_leading_words(quote: str, text: str) -> tuple[int, int] | None:
-    """The longest run of the quote's leading whole words found in ``text``: a quote the model
-    began verbatim but ran past its length cap (or off the passage) keeps its verified part."""
-    words = _clean_quote(quote).split()
-    for count in range(len(words) - 1, MIN_SALVAGED_WORDS - 1, -1):
-        span = locate(" ".join(words[:count]), text)
-        if span:
-            return span
-    return None
-
-
-def widen_to_sentences(text: str, start: int, end: int) -> tuple[int, int]:
-    """Grow [start, end) to whole sentences of ``text``."""
-    sentence_start = 0
-    for match in _SENTENCE_END.finditer(text, 0, start):
-        sentence_start = match.end()
-    following = _SENTENCE_END.search(text, max(end - 1, start))
-    sentence_end = following.end() if following and following.group() != "\n\n" else (
-        following.start() if following else len(text)
-    )
-    while sentence_start < start and text[sentence_start].isspace():
-        sentence_start += 1
-    return sentence_start, max(sentence_end, end)
-
-
-def _find(number: int, quote: str, passages: list[Passage]) -> _Span | None:
-    cited = passages[number - 1] if 1 <= number <= len(passages) else None
-    # The cited passage first; a quote found in another retrieved passage is re-pointed there.
-    order = ([cited] if cited else []) + [p for p in passages if p is not cited]
-    for finder in (locate, locate_leading_words):
-        for passage in order:
-            span = finder(quote, passage.text)
-            if span:
-                return _Span(passage, *widen_to_sentences(passage.text, *span))
-    return None
 
 
 def _text(span: _Span) -> str:
@@ -232,7 +162,7 @@ class ClaimVerifier:
         if not spans:
             # Small models often name the right passage but the wrong sentence of it: its other
             # sentences are tried at the usual bar, every retrieved sentence at a higher one.
-            cited = [self.passages[n - 1] for n in {draft.passage, *(n for n, _ in draft.also)}
+            cited = [self.passages[n - 1] for n in dict.fromkeys(c.passage for c in draft.cited)
                      if 1 <= n <= len(self.passages)]
             reanchored = (_reanchor(statement, self.question, cited, SUPPORT_RATIO, min_words=0)
                           or _reanchor(statement, self.question, self.passages))
@@ -247,8 +177,10 @@ class ClaimVerifier:
     def _evidence(self, statement: str, draft: DraftClaim) -> list[_Span]:
         """The cited spans that together carry the statement, or none. A span that shares
         nothing with the statement is left out: it is not needed for it."""
-        found = [_find(number, quote, self.passages) for number, quote in ((draft.passage, draft.quote), *draft.also)]
-        spans = list({(s.passage.chunk_id, s.start): s for s in found if s is not None}.values())
+        spans = list({
+            (c.passage, c.start): _Span(self.passages[c.passage - 1], c.start, c.end)
+            for c in draft.cited if 1 <= c.passage <= len(self.passages)
+        }.values())
         if not spans or not supports(statement, " ".join(_text(s) for s in spans), self.question):
             return []
         claimed = content_words(statement) | numbers(statement)
@@ -265,7 +197,7 @@ class ClaimVerifier:
 
 
 def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:
-    """The claims whose quotes hold and support them."""
+    """The claims whose cited sentences (or re-anchored ones) support them."""
     verifier = ClaimVerifier(passages, question)
     for draft in drafts:
         verifier.add(draft)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rag.answering import Answerer, AnswerEvent
+from rag.answering import Answerer, AnswerEvent, SentenceSelector
 from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
 from rag.documents import (
@@ -63,7 +63,7 @@ class RagService:
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
-        self.answerer = Answerer(llm)
+        self.answerer = Answerer(llm, SentenceSelector(embedder, settings.context_sentences))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:
@@ -85,7 +85,7 @@ class RagService:
         """Ingest articles in order. All are checked before any is written; then their chunks
         are embedded and written in groups that span articles, because the embedding model and
         Chroma both pay per call rather than per chunk."""
-        prepared = [self._prepare(article) for article in articles]
+        prepared = [self._prepare_named(article, several=len(articles) > 1) for article in articles]
         seen: set[str] = set()
         for item in prepared:
             if item.result.document_id in seen:
@@ -101,6 +101,15 @@ class RagService:
                 results += self._write_group(group, on_each)
                 group, group_chunks = [], 0
         return results + self._write_group(group, on_each)
+
+    def _prepare_named(self, article: ArticleInput, several: bool) -> _PreparedArticle:
+        """_prepare, naming the article in its error when it is one of several."""
+        try:
+            return self._prepare(article)
+        except RagError as exc:
+            if several and article.document_id:
+                raise type(exc)(f"{article.document_id}: {exc.message}") from None
+            raise
 
     def _prepare(self, article: ArticleInput) -> _PreparedArticle:
         size = len(article.text.encode("utf-8"))
@@ -165,9 +174,6 @@ class RagService:
         """Ingest files and folders. Every file is read and checked before any is written,
         so one bad file leaves the store as it was."""
         articles = [self.read_article_file(path) for path in iter_article_files(list(paths))]
-        for article in articles:
-            if not clean_text(article.text).text:
-                raise InvalidInputError(f"{article.document_id}: the file holds no text")
         return self.ingest_many(articles, on_each)
 
     def seed_if_empty(self) -> list[IngestResult]:

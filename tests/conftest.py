@@ -70,20 +70,25 @@ def fake_llm():
     return FakeChatServer()
 
 
-@pytest.fixture
-def answering(tmp_path: Path, embedder: MiniLMEmbedding, fake_llm):
+def build_answering(data_dir: Path, embedder: MiniLMEmbedding, fake_llm, **overrides) -> RagService:
     """A seeded service whose LLM is the fake at the HTTP boundary."""
     from tests.fake_llm import BASE_URL
 
     settings = Settings(
-        data_dir=tmp_path / "data", seed_dir=SEEDS, llm_base_url=BASE_URL, llm_model="fake-model",
-        llm_max_retries=0,
+        data_dir=data_dir, seed_dir=SEEDS, llm_base_url=BASE_URL, llm_model="fake-model",
+        llm_max_retries=0, **overrides,
     )
     svc = RagService(
         settings, ChromaStore(connect(settings), settings.collection), embedder,
         LLM(settings, http_client=fake_llm.client()),
     )
     svc.ingest_paths([SEEDS])
+    return svc
+
+
+@pytest.fixture
+def answering(tmp_path: Path, embedder: MiniLMEmbedding, fake_llm):
+    svc = build_answering(tmp_path / "data", embedder, fake_llm)
     yield svc
     svc.close()
     SharedSystemClient.clear_system_cache()

@@ -118,10 +118,12 @@ def test_stream_parser_yields_each_claim_once_complete():
         seen += [(draft, index) for draft in parser.feed(char)]
     seen += [(draft, len(text)) for draft in parser.finish()]
     first, second, third = (draft for draft, _ in seen)
-    assert (first.statement, first.passage, first.quote, first.also) == ("The U.S. said first", 1, "One fact.", ())
-    assert (second.statement, second.passage, second.quote) == ("Then second", 1, "Two facts.")
-    assert second.also == ((2, "Third fact here."),)  # each sentence once
-    assert (third.statement, third.passage, third.also) == ("Third and more", 1, ((2, "Third fact here."),))
+    def quoted(draft):
+        return [(c.passage, passages[c.passage - 1].text[c.start : c.end]) for c in draft.cited]
+
+    assert (first.statement, quoted(first)) == ("The U.S. said first", [(1, "One fact.")])
+    assert (second.statement, quoted(second)) == ("Then second", [(1, "Two facts."), (2, "Third fact here.")])  # each once
+    assert (third.statement, quoted(third)) == ("Third and more", [(1, "One fact."), (2, "Third fact here.")])
     assert seen[0][1] < text.index("Then")  # the first was ready before the second was written
     assert seen[1][1] < text.index("Third")  # and the second before the third began
     assert seen[2][1] < text.index("Uncited")

@@ -1,18 +1,7 @@
-"""Quote location, widening and support: the rules that decide whether a citation holds."""
+"""Support and verification: the rules that decide whether a citation holds."""
 
-from rag.citations import (
-    unmentioned_names,
-    DraftClaim,
-    locate,
-    locate_leading_words,
-    render,
-    supports,
-    verify,
-    widen_to_sentences,
-)
+from rag.citations import CitedSentence, DraftClaim, render, supports, unmentioned_names, verify
 from rag.models import Passage
-
-TEXT = "Peskov spoke on Thursday. He said the “operation” is in its  final phase.\n\nNext paragraph here."
 
 
 def passage(text: str, document_id: str = "doc", start: int = 100) -> Passage:
@@ -20,26 +9,10 @@ def passage(text: str, document_id: str = "doc", start: int = 100) -> Passage:
                    start=start, end=start + len(text), score=0.1)
 
 
-def test_locate_tolerates_only_whitespace_quote_marks_and_case():
-    start, end = locate('he said the "operation" IS in its final phase', TEXT)
-    assert TEXT[start:end] == "He said the “operation” is in its  final phase"
-    assert locate("he said the operation is in its final phase", TEXT) is None  # marks dropped
-    assert locate("He stated the “operation” is in its final phase", TEXT) is None  # a word changed
-    assert locate("He said", TEXT) is None  # too short to prove anything
-
-
-def test_leading_words_salvage_a_quote_that_ran_on():
-    span = locate_leading_words("He said the “operation” is in its final phase and more words", TEXT)
-    assert TEXT[span[0] : span[1]] == "He said the “operation” is in its  final phase"
-    assert locate_leading_words("Something else entirely was never written here", TEXT) is None
-
-
-def test_widen_to_sentences():
-    start, end = locate("the “operation” is", TEXT)
-    wide = widen_to_sentences(TEXT, start, end)
-    assert TEXT[wide[0] : wide[1]] == "He said the “operation” is in its  final phase."
-    first = locate("Peskov spoke on", TEXT)
-    assert TEXT[slice(*widen_to_sentences(TEXT, *first))] == "Peskov spoke on Thursday."
+def cite(passages: list[Passage], number: int, sentence: str) -> CitedSentence:
+    """Passage ``number``'s sentence ``sentence``, as the parser hands it to the verifier."""
+    start = passages[number - 1].text.index(sentence)
+    return CitedSentence(number, start, start + len(sentence))
 
 
 def test_support_needs_numbers_content_and_relevance():
@@ -60,15 +33,17 @@ def test_spelled_counts_and_bare_figures():
     assert supports("One article says the troops fought off Russian assaults", evidence, question)  # "one": no count
 
 
-def test_verify_repoints_drops_and_numbers_citations():
+def test_verify_reanchors_drops_and_numbers_citations():
     a = passage("Sudzha was retaken on Thursday by Russian forces.", "a", 0)
     b = passage("Witkoff landed in Moscow on Thursday afternoon.", "b", 500)
+    passages = [a, b]
     drafts = [
-        DraftClaim("Witkoff landed in Moscow", 1, "Witkoff landed in Moscow"),  # wrong passage
-        DraftClaim("Sudzha was retaken", 7, "Sudzha was retaken on Thursday"),  # no passage 7
-        DraftClaim("Kyiv fell", 1, "Kyiv fell to the enemy at dawn"),  # invented
+        DraftClaim("Witkoff landed in Moscow", (cite(passages, 1, a.text),)),  # the wrong passage
+        DraftClaim("Sudzha was retaken", (CitedSentence(7, 0, 10),)),  # no passage 7
+        DraftClaim("Kyiv fell", (cite(passages, 1, a.text),)),  # nowhere in the passages
+        DraftClaim("Sudzha was retaken", (cite(passages, 1, a.text),)),  # said already
     ]
-    claims = verify(drafts, [a, b], "What happened on Thursday in Moscow and Sudzha?")
+    claims = verify(drafts, passages, "What happened on Thursday in Moscow and Sudzha?")
     assert [c.statement for c in claims] == ["Witkoff landed in Moscow", "Sudzha was retaken"]
     assert [(c.citations[0].ref, c.citations[0].document_id) for c in claims] == [(1, "b"), (2, "a")]
     text, citations = render(claims)
@@ -76,16 +51,31 @@ def test_verify_repoints_drops_and_numbers_citations():
     assert citations[0].start == 500 and citations[0].quote == b.text
 
 
-def test_a_right_statement_with_a_wrong_quote_is_reanchored_on_its_sentence():
+def test_sentences_cited_together_must_carry_the_claim_together():
+    text = "Gerasimov spoke on Wednesday. He said 430 Ukrainian soldiers had surrendered. It rained."
+    passages = [passage(text, "a", 0)]
+    question = "How many soldiers surrendered, according to Gerasimov?"
+    both = (cite(passages, 1, "Gerasimov spoke on Wednesday."), cite(passages, 1, "He said 430 Ukrainian soldiers had surrendered."))
+    [claim] = verify([DraftClaim("Gerasimov said 430 soldiers surrendered on Wednesday", both)], passages, question)
+    assert [c.quote for c in claim.citations] == ["Gerasimov spoke on Wednesday.", "He said 430 Ukrainian soldiers had surrendered."]
+    # A cited sentence that shares nothing with the claim is not needed for it, so not cited.
+    padded = (*both, cite(passages, 1, "It rained."))
+    [claim] = verify([DraftClaim("Gerasimov said 430 soldiers surrendered on Wednesday", padded)], passages, question)
+    assert "It rained." not in [c.quote for c in claim.citations]
+
+
+def test_a_right_statement_with_a_wrong_citation_is_reanchored_on_its_sentence():
     text = "The Kremlin kept quiet. Russia's Defense Ministry announced the retaking of Sudzha on Thursday."
-    drafts = [DraftClaim("The Defense Ministry announced the retaking of Sudzha", 1, "The Kremlin kept quiet")]
-    [claim] = verify(drafts, [passage(text, "a", 0)], "Which town did the Defense Ministry retake?")
+    passages = [passage(text, "a", 0)]
+    drafts = [DraftClaim("The Defense Ministry announced the retaking of Sudzha", (cite(passages, 1, "The Kremlin kept quiet."),))]
+    [claim] = verify(drafts, passages, "Which town did the Defense Ministry retake?")
     assert claim.citations[0].quote == "Russia's Defense Ministry announced the retaking of Sudzha on Thursday."
     # In another passage than the one cited, too little content to re-anchor: dropped.
-    quiet = passage("The Kremlin kept quiet on Thursday.", "q")
-    assert verify([DraftClaim("Sudzha fell", 1, "The Kremlin kept quiet")], [quiet, passage(text)], "Sudzha?") == []
+    two = [passage("The Kremlin kept quiet on Thursday.", "q"), passage(text)]
+    quiet = (cite(two, 1, "The Kremlin kept quiet on Thursday."),)
+    assert verify([DraftClaim("Sudzha fell", quiet)], two, "Sudzha?") == []
     # Within the cited passage, another sentence is tried at the usual bar.
-    [claim] = verify([DraftClaim("Sudzha was retaken", 2, "The Kremlin kept quiet")], [quiet, passage(text)], "Sudzha?")
+    [claim] = verify([DraftClaim("Sudzha was retaken", (cite(two, 2, "The Kremlin kept quiet."),))], two, "Sudzha?")
     assert claim.citations[0].quote.startswith("Russia's Defense Ministry")
 
 

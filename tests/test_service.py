@@ -168,3 +168,11 @@ def test_two_articles_with_one_id_are_refused_before_any_write(service):
 def test_seed_if_empty_runs_once(service):
     assert len(service.seed_if_empty()) == 2
     assert service.seed_if_empty() == []
+
+
+def test_a_file_with_no_text_is_named_and_nothing_of_its_folder_is_written(service, tmp_path):
+    (tmp_path / "a_good.txt").write_text(ARTICLE)
+    (tmp_path / "b_blank.txt").write_text("  \n\n Share this \n")  # only page debris
+    with pytest.raises(InvalidInputError, match=r"^b_blank: article text is empty"):
+        service.ingest_paths([tmp_path])
+    assert service.store.counts() == (0, 0)
