@@ -1,11 +1,12 @@
 """Answering: the prompt, the cited prose the model must write, and the answer built from what
 survives citation checking.
 
-The model sees the retrieved passages as numbered sentences ([2.3] is passage 2, sentence 3)
-and answers in short sentences that each end with the numbers of the sentences that prove
-them. Citing by number instead of copying quotes keeps the model's output short (generation
-is the slow part on a CPU) and makes every quote verbatim by construction; whether a cited
-sentence really carries the statement is still decided by rag.citations, not by the model."""
+The model sees the sentences of the retrieved passages closest to the question, numbered as
+they stand in their passages ([2.3] is passage 2, sentence 3), and answers in short sentences
+that each end with the numbers of the sentences that prove them. Citing by number instead of
+copying quotes keeps the model's output short (generation is the slow part on a CPU) and makes
+every quote verbatim by construction; whether a cited sentence really carries the statement is
+still decided by rag.citations, not by the model."""
 
 from __future__ import annotations
 
@@ -193,13 +194,16 @@ class Answerer:
         verifier = ClaimVerifier(passages, question)
         reason = _unanswerable_reason(question, passages)
         if not reason:
-            numbered = self.numbered(question, passages)
-            parser = CitedProseParser(numbered)
-            for delta in self.llm.stream_text(build_messages(question, numbered), options):
-                yield from _verified(parser.feed(delta), verifier)
-                if len(verifier.claims) >= MAX_CLAIMS:
-                    break  # leaving the stream stops the generation: nothing more would be shown
-            yield from _verified(parser.finish(), verifier)
+            # The sentence selection embeds; on the embedded model's two cores that would slow
+            # another request's generation, so it runs in this request's turn at the LLM.
+            with self.llm.turn():
+                numbered = self.numbered(question, passages)
+                parser = CitedProseParser(numbered)
+                for delta in self.llm.stream_text(build_messages(question, numbered), options, in_turn=True):
+                    yield from _verified(parser.feed(delta), verifier)
+                    if len(verifier.claims) >= MAX_CLAIMS:
+                        break  # leaving the stream stops the generation: nothing more would be shown
+                yield from _verified(parser.finish(), verifier)
             if parser.declined:
                 reason = "the model found no answer in the passages"
         answer = self._finish(verifier, reason, passages, retrieve_ms, started)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,19 +133,28 @@ class LLM:
                 f"the LLM at {self._where()} answered HTTP {exc.status_code}: {_short(exc.message)}"
             ) from None
 
+    def turn(self) -> threading.BoundedSemaphore:
+        """A turn at the LLM (one of llm_concurrency), for a caller to hold across its request's
+        own preparation too, so that CPU work such as embedding never runs beside another
+        generation of a local model on the same cores; it then passes ``in_turn=True``."""
+        return self._slots
+
     def chat_json(
         self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None
     ) -> str:
         """The model's reply to ``messages``, asked to follow ``schema``. Raises
         LLMUnavailableError when the endpoint cannot be reached or refuses."""
-        with self._slots, self._errors():
+        with self.turn(), self._errors():
             response = self._openai().chat.completions.create(**self._request(messages, schema, schema_name, options))
         choice = response.choices[0] if response.choices else None
         return (choice.message.content or "") if choice else ""
 
-    def stream_text(self, messages: list[dict], options: GenerationOptions | None = None) -> Iterator[str]:
-        """The model's free-text reply to ``messages`` as it is generated, piece by piece."""
-        with self._slots, self._errors():
+    def stream_text(
+        self, messages: list[dict], options: GenerationOptions | None = None, in_turn: bool = False
+    ) -> Iterator[str]:
+        """The model's free-text reply to ``messages`` as it is generated, piece by piece.
+        ``in_turn``: the caller holds a turn() already."""
+        with (nullcontext() if in_turn else self.turn()), self._errors():
             stream = self._openai().chat.completions.create(
                 **self._request(messages, None, "", options), stream=True
             )

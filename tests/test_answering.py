@@ -252,3 +252,42 @@ def test_a_name_no_passage_mentions_abstains_without_asking_the_model(answering,
     answer = answering.ask("What did Volodymyr Zelensky say about the visit to Kursk?")
     assert answer.abstained and "never mention Volodymyr, Zelensky" in answer.abstain_reason
     assert fake_llm.requests == []
+
+
+def test_sentence_selection_waits_for_the_llm_turn(tmp_path, embedder, fake_llm):
+    """With one generation at a time (the embedded model), a queued question's embedding work
+    must not run beside the answer being generated."""
+    import threading
+
+    service = build_answering(tmp_path / "data", embedder, fake_llm, llm_concurrency=1)
+    generating, release = threading.Event(), threading.Event()
+    selected_while_generating = []
+    select = service.answerer._selector.select
+
+    def recording_select(question, passages):
+        selected_while_generating.append(generating.is_set() and not release.is_set())
+        return select(question, passages)
+
+    def slow_reply(request):
+        generating.set()
+        release.wait(10)
+        return NOT_FOUND_REPLY
+
+    service.answerer._selector.select = recording_select
+    fake_llm.script(slow_reply, NOT_FOUND_REPLY)
+    try:
+        first = threading.Thread(target=service.ask, args=(SURRENDER_Q,))
+        first.start()
+        assert generating.wait(10)
+        second = threading.Thread(target=service.ask, args=(SUDZHA_Q,))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive()  # queued for the turn, its selection not run
+        release.set()
+        first.join(10)
+        second.join(10)
+        assert selected_while_generating == [False, False]
+    finally:
+        release.set()
+        service.close()
+        SharedSystemClient.clear_system_cache()
