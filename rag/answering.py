@@ -56,19 +56,22 @@ class NumberedSentences:
     spans: dict[tuple[int, int], CitedSentence]  # (passage, sentence), both 1-based
 
 
+def _numbered_spans(passages: list[Passage]) -> Iterator[tuple[tuple[int, int], CitedSentence]]:
+    """Every sentence of the passages with its (passage, sentence) number, both 1-based."""
+    for n, passage in enumerate(passages, 1):
+        for m, (start, end) in enumerate(sentences(passage.text), 1):
+            yield (n, m), CitedSentence(n, start, end)
+
+
 def number_sentences(passages: list[Passage], shown: set[tuple[int, int]] | None = None) -> NumberedSentences:
     """Every sentence of the passages, or only those ``shown``; either way a sentence keeps its
     number within its passage."""
-    blocks, spans = [], {}
-    for n, passage in enumerate(passages, 1):
-        lines = []
-        for m, (start, end) in enumerate(sentences(passage.text), 1):
-            if shown is None or (n, m) in shown:
-                spans[(n, m)] = CitedSentence(n, start, end)
-                lines.append(f"[{n}.{m}] {' '.join(passage.text[start:end].split())}")
-        if lines:
-            blocks.append("\n".join(lines))
-    return NumberedSentences("\n\n".join(blocks), spans)
+    spans = {number: span for number, span in _numbered_spans(passages) if shown is None or number in shown}
+    blocks: dict[int, list[str]] = {}
+    for (n, m), span in spans.items():
+        sentence = passages[n - 1].text[span.start : span.end]
+        blocks.setdefault(n, []).append(f"[{n}.{m}] {' '.join(sentence.split())}")
+    return NumberedSentences("\n\n".join("\n".join(lines) for lines in blocks.values()), spans)
 
 
 class SentenceSelector:
@@ -80,15 +83,12 @@ class SentenceSelector:
         self._limit = limit
 
     def select(self, question: str, passages: list[Passage]) -> set[tuple[int, int]] | None:
-        """The (passage, sentence) numbers to show, 1-based; None: all of them."""
-        candidates = [
-            ((n, m), passage.text[start:end])
-            for n, passage in enumerate(passages, 1)
-            for m, (start, end) in enumerate(sentences(passage.text), 1)
-        ]
+        """The (passage, sentence) numbers to show; None: all of them."""
+        candidates = list(_numbered_spans(passages))
         if not self._limit or len(candidates) <= self._limit:
             return None
-        vectors = self._embedder.embed([question] + [text for _, text in candidates])
+        texts = [passages[span.passage - 1].text[span.start : span.end] for _, span in candidates]
+        vectors = self._embedder.embed([question] + texts)
         closeness = vectors[1:] @ vectors[0]
         return {candidates[i][0] for i in np.argsort(-closeness, kind="stable")[: self._limit]}
 

@@ -43,18 +43,17 @@ class KeywordIndex:
         # Lucene's BM25 scores a chunk without any query term 0, which search() relies on.
         self._bm25 = bm25s.BM25(method="lucene")
         if chunks:
-            self._bm25.index(self._tokenize([c.text for c in chunks]), show_progress=False)
+            corpus = bm25s.tokenize(
+                [c.text for c in chunks], token_pattern=WORD.pattern, stopwords=STOPWORDS_EN,
+                stemmer=self._stemmer, show_progress=False,
+            )
+            self._bm25.index(corpus, show_progress=False)
 
     def __len__(self) -> int:
         return len(self._chunk_ids)
 
     def get(self, chunk_id: str) -> StoredChunk | None:
         return self._stored.get(chunk_id)
-
-    def _tokenize(self, texts: list[str]) -> bm25s.tokenization.Tokenized:
-        return bm25s.tokenize(
-            texts, token_pattern=WORD.pattern, stopwords=STOPWORDS_EN, stemmer=self._stemmer, show_progress=False
-        )
 
     def query_terms(self, query: str) -> list[str]:
         """bm25s.tokenize's analysis of one query, without its progress-bar set-up, which cost a
