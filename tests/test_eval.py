@@ -53,6 +53,13 @@ def test_statements_keep_their_markers():
     ]
 
 
+def test_markers_after_a_stop_inside_quotes_stay_with_their_sentence():
+    answer = "He said it had “completely collapsed.” [2]. Sudzha was retaken [1]."
+    assert statements_with_refs(answer) == [
+        ("He said it had “completely collapsed.”", [2]), ("Sudzha was retaken.", [1]),
+    ]
+
+
 def judge_reply(supported: bool) -> str:
     return json.dumps({"supported": supported})
 

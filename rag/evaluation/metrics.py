@@ -63,8 +63,10 @@ def statements_with_refs(answer: str) -> list[tuple[str, list[int]]]:
     for sentence in sentences:
         refs = [int(n) for n in _MARKER.findall(sentence)]
         text = re.sub(r"\s+([.,!?;:])", r"\1", " ".join(_MARKER.sub("", sentence).split()))
-        if text:
+        if any(c.isalnum() for c in text):
             pieces.append((text, refs))
+        elif pieces:  # markers after a stop inside quotes ('“collapsed.” [2].') belong to that sentence
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + refs)
     return pieces
 
 
