@@ -42,10 +42,9 @@ Question: How much did the bridge cost?
 Answer: The city said the bridge cost 40 million euros [1.2]. Officials put the cost at 42 million euros [2.1]."""
 
 _MARKERS = re.compile(r"(?:\s*\[\s*\d+\s*\.\s*\d+(?:\s*[,;]\s*\d+\s*\.\s*\d+)*\s*\])+")
+# What the text after a group of numbers may be while more numbers are still being written.
+_MAYBE_MORE_MARKERS = re.compile(r"[,;]?\s*(?:\[[\d.\s,;]*)?")
 _SENTENCE_ID = re.compile(r"(\d+)\s*\.\s*(\d+)")
-# Where the model's own sentences end: not inside "U.S." or "Mr." (two lower-case letters or
-# digits before the stop), and only before a capital or a digit.
-_PROSE_SENTENCE_END = re.compile(r"(?<=[a-z0-9%)\"”’]{2}[.!?])\s+(?=[A-Z0-9\"“])")
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,11 @@ def build_messages(question: str, numbered: NumberedSentences) -> list[dict]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def _last_sentence(text: str) -> str:
+    spans = sentences(text)
+    return text[spans[-1][0] :] if spans else text
+
+
 class CitedProseParser:
     """Pulls claims ("a statement [1.2][3.1].") out of the model's reply while it is still
     being written. A claim is complete once its sentence ends after its numbers; numbers in
@@ -126,20 +130,20 @@ class CitedProseParser:
         drafts = []
         for markers in _MARKERS.finditer(self._buffer, self._position):
             rest = self._buffer[markers.end() :].lstrip(" \t")
-            if not final and (not rest or rest[0] in "[,;" or rest[0].isdigit()):
+            if not final and (rest[:1].isdigit() or _MAYBE_MORE_MARKERS.fullmatch(rest)):
                 break  # more citation numbers may follow
             piece = self._buffer[self._position : markers.start()]
             # Only the sentence the numbers end is claimed; prose before it cited nothing.
-            self._pieces.append(piece if self._pieces else _PROSE_SENTENCE_END.split(piece.strip())[-1])
+            self._pieces.append(piece if self._pieces else _last_sentence(piece))
             self._ids += [(int(n), int(m)) for n, m in _SENTENCE_ID.findall(markers.group())]
             self._position = markers.end()
-            if rest and (rest[0].islower() or rest[0] in "—–-"):
+            if rest and (rest[0].islower() or rest[0] in "—–-,;"):
                 continue  # the sentence goes on past these numbers
             drafts += self._complete()
         return drafts
 
     def _complete(self) -> list[DraftClaim]:
-        statement = " ".join(" ".join(self._pieces).split()).strip(" .!?;,:")
+        statement = re.sub(r"\s+([,;])", r"\1", " ".join(" ".join(self._pieces).split())).strip(" .!?;,:")
         spans = self._numbered.spans
         cited = tuple(spans[number] for number in dict.fromkeys(self._ids) if number in spans)
         self._pieces, self._ids = [], []

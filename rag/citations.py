@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from rag.models import Citation, Passage
 
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*(?=\s)|\n\n")
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without|denied|refused|rejected)\b|n['’]t\b", re.IGNORECASE)
+_TITLES = frozenset("Gen Lt Col Maj Capt Sgt Adm Cmdr Gov Sen Rep Pres Mr Mrs Ms Dr Prof St Jr Sr No vs".split())
+_INITIALISM = re.compile(r"(?:[A-Z]\.)*[A-Z]")  # "U.S", "J": the word before the stop
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 SUPPORT_RATIO = 0.5  # share of a statement's content words its evidence must hold
@@ -65,9 +68,24 @@ def _text(span: _Span) -> str:
     return span.passage.text[span.start : span.end]
 
 
+def _is_sentence_end(text: str, stop: re.Match) -> bool:
+    """Whether a stop ends its sentence: not before a lower-case word ("a halt to U.S. military
+    aid"), nor after a title or an initialism before a name ("Gen. Valery Gerasimov")."""
+    if stop.group() == "\n\n" or stop.group()[0] != ".":
+        return True
+    if text[stop.end() :].lstrip()[:1].islower():
+        return False
+    word = text[: stop.start()].rsplit(None, 1)[-1:] or [""]
+    word = word[0].lstrip("(\"'“‘")
+    return word not in _TITLES and not _INITIALISM.fullmatch(word)
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets of the text's sentences."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
+        if not _is_sentence_end(text, match):
+            continue
         spans.append((start, match.end() if match.group() != "\n\n" else match.start()))
         start = match.end()
     spans.append((start, len(text)))
@@ -158,15 +176,14 @@ class ClaimVerifier:
         statement = re.sub(r"\s*\[\d+\]", "", " ".join(draft.statement.split())).strip()
         if not statement or statement in self._statements:
             return None
-        spans = self._evidence(statement, draft)
-        if not spans:
-            # Small models often name the right passage but the wrong sentence of it: its other
-            # sentences are tried at the usual bar, every retrieved sentence at a higher one.
-            cited = [self.passages[n - 1] for n in dict.fromkeys(c.passage for c in draft.cited)
-                     if 1 <= n <= len(self.passages)]
-            reanchored = (_reanchor(statement, self.question, cited, SUPPORT_RATIO, min_words=0)
-                          or _reanchor(statement, self.question, self.passages))
-            spans = [reanchored] if reanchored else []
+        if statement.lower().rstrip(".!") == "yes":
+            # A bare "Yes" says what the question asks: its evidence must carry all of the
+            # question, and not deny it (a lexical check cannot read "has not agreed").
+            spans = self._evidence(self.question, draft, ratio=1.0)
+            if any(_NEGATION.search(_text(span)) for span in spans):
+                spans = []
+        else:
+            spans = self._evidence(statement, draft) or self._reanchored(statement, draft)
         if not spans:
             return None
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])
@@ -174,14 +191,23 @@ class ClaimVerifier:
         self.claims.append(claim)
         return claim
 
-    def _evidence(self, statement: str, draft: DraftClaim) -> list[_Span]:
+    def _reanchored(self, statement: str, draft: DraftClaim) -> list[_Span]:
+        """Small models often name the right passage but the wrong sentence of it: its other
+        sentences are tried at the usual bar, every retrieved sentence at a higher one."""
+        cited = [self.passages[n - 1] for n in dict.fromkeys(c.passage for c in draft.cited)
+                 if 1 <= n <= len(self.passages)]
+        reanchored = (_reanchor(statement, self.question, cited, SUPPORT_RATIO, min_words=0)
+                      or _reanchor(statement, self.question, self.passages))
+        return [reanchored] if reanchored else []
+
+    def _evidence(self, statement: str, draft: DraftClaim, ratio: float = SUPPORT_RATIO) -> list[_Span]:
         """The cited spans that together carry the statement, or none. A span that shares
         nothing with the statement is left out: it is not needed for it."""
         spans = list({
             (c.passage, c.start): _Span(self.passages[c.passage - 1], c.start, c.end)
             for c in draft.cited if 1 <= c.passage <= len(self.passages)
         }.values())
-        if not spans or not supports(statement, " ".join(_text(s) for s in spans), self.question):
+        if not spans or not supports(statement, " ".join(_text(s) for s in spans), self.question, ratio):
             return []
         claimed = content_words(statement) | numbers(statement)
         needed = [s for s in spans if claimed & (content_words(_text(s)) | numbers(_text(s)))]
@@ -207,9 +233,13 @@ def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> 
 def render_claim(claim: VerifiedClaim) -> str:
     """One statement with its [n] markers before the closing stop."""
     markers = "".join(f"[{ref}]" for ref in sorted({c.ref for c in claim.citations}))
-    body = claim.statement.rstrip()
-    end = body[-1] if body[-1] in ".!?" else "."
-    return f"{body.rstrip('.!?')} {markers}{end}"
+    # A stop inside closing quotes moves past the markers: 'had “collapsed” [2].', not '“collapsed.” [2].'
+    ending = _CLAIM_ENDING.search(claim.statement.rstrip())
+    stop, closing = ending.group(1) or ".", ending.group(2)
+    return f"{claim.statement[: ending.start()]}{closing} {markers}{stop}"
+
+
+_CLAIM_ENDING = re.compile(r"([.!?]?)([\"'”’)]*)$")
 
 
 def render(claims: list[VerifiedClaim]) -> tuple[str, list[Citation]]:

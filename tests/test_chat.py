@@ -111,22 +111,25 @@ def test_stream_parser_yields_each_claim_once_complete():
                 for d, t in (("a", "One fact. Two facts."), ("b", "Third fact here."))]
     numbered = number_sentences(passages)
     assert numbered.text == "[1.1] One fact.\n[1.2] Two facts.\n\n[2.1] Third fact here."
-    text = "The U.S. said first [1.1]. Then second [1.2, 2.1][2.1]. Third [1.1] and more [2.1]. Uncited tail."
+    text = ("The U.S. said first [1.1]. Gen. Smith said second [1.2, 2.1][2.1]. Third [1.1], and more [2.1]. "
+            "Fourth [1.2], [2.1]. Uncited tail.")
     parser = CitedProseParser(numbered)
     seen = []
     for index, char in enumerate(text):
         seen += [(draft, index) for draft in parser.feed(char)]
     seen += [(draft, len(text)) for draft in parser.finish()]
-    first, second, third = (draft for draft, _ in seen)
+    first, second, third, fourth = (draft for draft, _ in seen)
     def quoted(draft):
         return [(c.passage, passages[c.passage - 1].text[c.start : c.end]) for c in draft.cited]
 
     assert (first.statement, quoted(first)) == ("The U.S. said first", [(1, "One fact.")])
-    assert (second.statement, quoted(second)) == ("Then second", [(1, "Two facts."), (2, "Third fact here.")])  # each once
-    assert (third.statement, quoted(third)) == ("Third and more", [(1, "One fact."), (2, "Third fact here.")])
-    assert seen[0][1] < text.index("Then")  # the first was ready before the second was written
+    assert (second.statement, quoted(second)) == ("Gen. Smith said second", [(1, "Two facts."), (2, "Third fact here.")])  # each once
+    assert (third.statement, quoted(third)) == ("Third, and more", [(1, "One fact."), (2, "Third fact here.")])
+    assert (fourth.statement, quoted(fourth)) == ("Fourth", [(1, "Two facts."), (2, "Third fact here.")])
+    assert seen[0][1] < text.index("Gen.")  # the first was ready before the second was written
     assert seen[1][1] < text.index("Third")  # and the second before the third began
-    assert seen[2][1] < text.index("Uncited")
+    assert seen[2][1] < text.index("Fourth")
+    assert seen[3][1] < text.index("Uncited")
     declined = CitedProseParser(numbered)
     assert declined.feed(NOT_FOUND_REPLY) == [] and declined.finish() == [] and declined.declined
 

@@ -1,7 +1,7 @@
 """Support and verification: the rules that decide whether a citation holds."""
 
-from rag.citations import CitedSentence, DraftClaim, render, supports, unmentioned_names, verify
-from rag.models import Passage
+from rag.citations import CitedSentence, DraftClaim, VerifiedClaim, render, render_claim, sentences, supports, unmentioned_names, verify
+from rag.models import Citation, Passage
 
 
 def passage(text: str, document_id: str = "doc", start: int = 100) -> Passage:
@@ -13,6 +13,26 @@ def cite(passages: list[Passage], number: int, sentence: str) -> CitedSentence:
     """Passage ``number``'s sentence ``sentence``, as the parser hands it to the verifier."""
     start = passages[number - 1].text.index(sentence)
     return CitedSentence(number, start, start + len(sentence))
+
+
+def test_sentences_do_not_end_at_titles_initialisms_or_before_lower_case():
+    text = ("The occupation may be nearing an end as Gen. Valery Gerasimov said so. Analysts expect a "
+            "halt to U.S. military aid. Then the U.S. Army came. He said it had “collapsed.” Did it? Yes.\n\nNext")
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "The occupation may be nearing an end as Gen. Valery Gerasimov said so.",
+        "Analysts expect a halt to U.S. military aid.", "Then the U.S. Army came.",
+        "He said it had “collapsed.”", "Did it?", "Yes.", "Next",
+    ]
+
+
+def test_a_claims_markers_go_before_its_stop_and_outside_its_quotes():
+    def rendered(statement: str) -> str:
+        return render_claim(VerifiedClaim(statement, [Citation(
+            ref=2, document_id="d", title="T", chunk_id="d#0000", quote="q", start=0, end=1)]))
+
+    assert rendered("He said it had “completely collapsed.”") == "He said it had “completely collapsed” [2]."
+    assert rendered("Was it retaken?") == "Was it retaken [2]?"
+    assert rendered("Sudzha was retaken") == "Sudzha was retaken [2]."
 
 
 def test_support_needs_numbers_content_and_relevance():
@@ -85,3 +105,18 @@ def test_names_the_passages_never_mention():
     assert unmentioned_names("Where did Witkoff's plane land?", passages) == []
     assert unmentioned_names("Who won the 2022 FIFA World Cup?", passages) == ["FIFA", "World", "Cup"]
     assert unmentioned_names("Which town was retaken?", passages) == []  # the first word is no name
+
+
+def test_a_bare_yes_stands_only_on_a_sentence_that_states_the_whole_question():
+    text = ("Ukraine has already agreed to the U.S.-proposed ceasefire. Ukraine agreed to talks. "
+            "Russia has not agreed to the U.S.-proposed ceasefire.")
+    passages = [passage(text, "a", 0)]
+
+    def verified(question: str, sentence: str) -> list[str]:
+        return [c.citations[0].quote for c in verify([DraftClaim("Yes", (cite(passages, 1, sentence),))], passages, question)]
+
+    agreed = "Ukraine has already agreed to the U.S.-proposed ceasefire."
+    assert verified("Has Ukraine agreed to the US-proposed ceasefire?", agreed) == [agreed]
+    assert verified("Has Ukraine agreed to the US-proposed ceasefire?", "Ukraine agreed to talks.") == []  # half of it
+    assert verified("Has Russia agreed to the US-proposed ceasefire?",
+                    "Russia has not agreed to the U.S.-proposed ceasefire.") == []  # denied
