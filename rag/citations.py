@@ -20,6 +20,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*(?=\s)|\n\n")
 _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without|denied|refused|rejected)\b|n['’]t\b", re.IGNORECASE)
 _TITLES = frozenset("Gen Lt Col Maj Capt Sgt Adm Cmdr Gov Sen Rep Pres Mr Mrs Ms Dr Prof St Jr Sr No vs".split())
 _INITIALISM = re.compile(r"(?:[A-Z]\.)*[A-Z]")  # "U.S", "J": the word before the stop
+_CLAIM_ENDING = re.compile(r"([.!?]?)([\"'”’)]*)$")  # a statement's stop, then any closing quotes
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 SUPPORT_RATIO = 0.5  # share of a statement's content words its evidence must hold
@@ -237,9 +238,6 @@ def render_claim(claim: VerifiedClaim) -> str:
     ending = _CLAIM_ENDING.search(claim.statement.rstrip())
     stop, closing = ending.group(1) or ".", ending.group(2)
     return f"{claim.statement[: ending.start()]}{closing} {markers}{stop}"
-
-
-_CLAIM_ENDING = re.compile(r"([.!?]?)([\"'”’)]*)$")
 
 
 def render(claims: list[VerifiedClaim]) -> tuple[str, list[Citation]]:
