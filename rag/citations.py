@@ -69,16 +69,21 @@ def _text(span: _Span) -> str:
     return span.passage.text[span.start : span.end]
 
 
+def closes_abbreviation(word: str) -> bool:
+    """Whether a stop right after ``word`` closes a title or an initialism ("Gen", "U.S")
+    rather than a sentence."""
+    word = word.lstrip("(\"'“‘")
+    return word in _TITLES or bool(_INITIALISM.fullmatch(word))
+
+
 def _is_sentence_end(text: str, stop: re.Match) -> bool:
     """Whether a stop ends its sentence: not before a lower-case word ("a halt to U.S. military
     aid"), nor after a title or an initialism before a name ("Gen. Valery Gerasimov")."""
-    if stop.group() == "\n\n" or stop.group()[0] != ".":
+    if stop.group()[0] != ".":  # "!", "?" or a blank line
         return True
     if text[stop.end() :].lstrip()[:1].islower():
         return False
-    word = text[: stop.start()].rsplit(None, 1)[-1:] or [""]
-    word = word[0].lstrip("(\"'“‘")
-    return word not in _TITLES and not _INITIALISM.fullmatch(word)
+    return not closes_abbreviation((text[: stop.start()].rsplit(None, 1)[-1:] or [""])[0])
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -235,9 +240,10 @@ def render_claim(claim: VerifiedClaim) -> str:
     """One statement with its [n] markers before the closing stop."""
     markers = "".join(f"[{ref}]" for ref in sorted({c.ref for c in claim.citations}))
     # A stop inside closing quotes moves past the markers: 'had “collapsed” [2].', not '“collapsed.” [2].'
-    ending = _CLAIM_ENDING.search(claim.statement.rstrip())
+    body = claim.statement.rstrip()
+    ending = _CLAIM_ENDING.search(body)
     stop, closing = ending.group(1) or ".", ending.group(2)
-    return f"{claim.statement[: ending.start()]}{closing} {markers}{stop}"
+    return f"{body[: ending.start()]}{closing} {markers}{stop}"
 
 
 def render(claims: list[VerifiedClaim]) -> tuple[str, list[Citation]]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from rag.citations import closes_abbreviation
 from rag.evaluation.dataset import EvalQuestion
 from rag.evaluation.judge import SupportJudge
 from rag.models import Answer
@@ -15,7 +16,6 @@ from rag.models import Answer
 _MARKER = re.compile(r"\[(\d+)\]")
 # A sentence ends at . ! or ? (markers after it still belong to it), unless an abbreviation.
 _SENTENCE_END = re.compile(r"[.!?][”\"’')]*(?:\s*\[\d+\])*(?=\s|$)")
-_ABBREVIATIONS = {"gen", "mr", "mrs", "ms", "dr", "st", "lt", "col", "sgt", "u.s", "u.k", "jr", "sr", "vs"}
 
 
 class QuestionScore(BaseModel):
@@ -53,8 +53,7 @@ def statements_with_refs(answer: str) -> list[tuple[str, list[int]]]:
     """Split an answer into sentences, each with the [n] markers it carries."""
     sentences, start = [], 0
     for match in _SENTENCE_END.finditer(answer):
-        last_word = answer[start : match.start()].split()[-1:] or [""]
-        if last_word[0].lower().rstrip(".") in _ABBREVIATIONS:
+        if closes_abbreviation((answer[start : match.start()].split()[-1:] or [""])[0]):
             continue
         sentences.append(answer[start : match.end()])
         start = match.end()
