@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.citations import CitedSentence, ClaimVerifier, DraftClaim, render, render_claim, sentences, unmentioned_names
 from rag.embedding import MiniLMEmbedding
 from rag.llm import LLM, GenerationOptions
-from rag.models import Answer, Passage, Timings
+from rag.models import Answer, Citation, Passage, Timings
 
 MAX_CLAIMS = 3
 NOT_FOUND = "The articles do not contain the answer to this question."
@@ -53,6 +53,7 @@ class NumberedSentences:
 
     text: str
     spans: dict[tuple[int, int], CitedSentence]  # (passage, sentence), both 1-based
+    vectors: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # of the sentences, if embedded
 
 
 def _numbered_spans(passages: list[Passage]) -> Iterator[tuple[tuple[int, int], CitedSentence]]:
@@ -62,15 +63,45 @@ def _numbered_spans(passages: list[Passage]) -> Iterator[tuple[tuple[int, int], 
             yield (n, m), CitedSentence(n, start, end)
 
 
-def number_sentences(passages: list[Passage], shown: set[tuple[int, int]] | None = None) -> NumberedSentences:
-    """Every sentence of the passages, or only those ``shown``; either way a sentence keeps its
-    number within its passage."""
+def number_sentences(
+    passages: list[Passage], vectors: dict[tuple[int, int], np.ndarray] | None = None,
+) -> NumberedSentences:
+    """Every sentence of the passages, or only those selected with their ``vectors``; either
+    way a sentence keeps its number within its passage."""
+    shown = vectors
     spans = {number: span for number, span in _numbered_spans(passages) if shown is None or number in shown}
     blocks: dict[int, list[str]] = {}
     for (n, m), span in spans.items():
         sentence = passages[n - 1].text[span.start : span.end]
         blocks.setdefault(n, []).append(f"[{n}.{m}] {' '.join(sentence.split())}")
-    return NumberedSentences("\n\n".join("\n".join(lines) for lines in blocks.values()), spans)
+    return NumberedSentences("\n\n".join("\n".join(lines) for lines in blocks.values()), spans, vectors or {})
+
+
+def counterpart_quote(
+    numbered: NumberedSentences, passages: list[Passage], citations: list[Citation], min_similarity: float,
+) -> DraftClaim | None:
+    """A shown sentence of an article the answer does not cite, quoted, when it is at least
+    ``min_similarity`` (cosine) close to a sentence the answer cites: the same event told by
+    another article, whose figure, time or spelling may differ from the one the model reported.
+    A quote, not the model's words: asked about one article alone, the model never declines
+    and stitches the question's words to the sentences' ("Russia deployed Ukrainian soldiers")."""
+    cited = {(c.document_id, c.start, c.end) for c in citations}
+    cited_documents = {c.document_id for c in citations}
+    ours, others = [], []
+    for number, vector in numbered.vectors.items():
+        passage, span = passages[number[0] - 1], numbered.spans[number]
+        if (passage.document_id, passage.start + span.start, passage.start + span.end) in cited:
+            ours.append(vector)
+        elif passage.document_id not in cited_documents:
+            others.append((number, vector))
+    if not ours or not others:
+        return None
+    similarity, number = max((float(np.max(np.stack(ours) @ vector)), number) for number, vector in others)
+    if similarity < min_similarity:
+        return None
+    span = numbered.spans[number]
+    sentence = " ".join(passages[span.passage - 1].text[span.start : span.end].split())
+    return DraftClaim(f"Another article reports: “{sentence.rstrip('.')}”", (span,))
 
 
 class SentenceSelector:
@@ -81,15 +112,16 @@ class SentenceSelector:
         self._embedder = embedder
         self._limit = limit
 
-    def select(self, question: str, passages: list[Passage]) -> set[tuple[int, int]] | None:
-        """The (passage, sentence) numbers to show; None: all of them."""
+    def select(self, question: str, passages: list[Passage]) -> dict[tuple[int, int], np.ndarray]:
+        """The (passage, sentence) numbers to show, closest first, with their vectors."""
         candidates = list(_numbered_spans(passages))
-        if not self._limit or len(candidates) <= self._limit:
-            return None
+        if not candidates:
+            return {}
         texts = [passages[span.passage - 1].text[span.start : span.end] for _, span in candidates]
         vectors = self._embedder.embed([question] + texts)
         closeness = vectors[1:] @ vectors[0]
-        return {candidates[i][0] for i in np.argsort(-closeness, kind="stable")[: self._limit]}
+        order = np.argsort(-closeness, kind="stable")[: self._limit or None]
+        return {candidates[i][0]: vectors[1 + i] for i in order}
 
 
 def build_messages(question: str, numbered: NumberedSentences) -> list[dict]:
@@ -172,14 +204,16 @@ AnswerEvent = str | Answer
 
 
 class Answerer:
-    def __init__(self, llm: LLM, selector: SentenceSelector | None = None) -> None:
+    def __init__(
+        self, llm: LLM, selector: SentenceSelector | None = None, counterpart_similarity: float = 2.0,
+    ) -> None:
         self.llm = llm
         self._selector = selector
+        self._counterpart_similarity = counterpart_similarity
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
-        shown = self._selector.select(question, passages) if self._selector else None
-        return number_sentences(passages, shown)
+        return number_sentences(passages, self._selector.select(question, passages) if self._selector else None)
 
     def answer(
         self, question: str, passages: list[Passage], retrieve_ms: float,
@@ -208,6 +242,10 @@ class Answerer:
                     if len(verifier.claims) >= MAX_CLAIMS:
                         break  # leaving the stream stops the generation: nothing more would be shown
                 yield from _verified(parser.finish(), verifier)
+                citations = [c for claim in verifier.claims for c in claim.citations]
+                quote = counterpart_quote(numbered, passages, citations, self._counterpart_similarity)
+                if quote and (claim := verifier.add(quote)):
+                    yield " " + render_claim(claim)
             if parser.declined:
                 reason = "the model found no answer in the passages"
         answer = self._finish(verifier, reason, passages, retrieve_ms, started)

@@ -147,7 +147,14 @@ _NUMBER_WORDS = {
 _NUMBER_STEMS = {word[:6] for word in _NUMBER_WORDS}  # as content_words cuts them
 
 
+# "The two articles say…" counts the sources, not something they report.
+_SOURCE_COUNT = re.compile(
+    r"\b(?:two|three|four|five)\s+(?=(?:news\s+)?(?:articles|reports|sources|stories)\b)", re.IGNORECASE
+)
+
+
 def numbers(text: str) -> set[str]:
+    text = _SOURCE_COUNT.sub("", text)
     spelled = {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
     return {n.replace(",", "") for n in _NUMBER.findall(text)} | spelled
 

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "question; 0: all of them. Fewer is faster on a CPU (each prompt token costs the embedded "
         "model ~16 ms) but may leave out what the answer needs.",
     )
+    counterpart_similarity: float = Field(
+        0.7, ge=0.0, le=1.01,
+        description="An answer that cites one article ends with a verbatim quote of another "
+        "article's shown sentence when that sentence is at least this close (cosine) to one the "
+        "answer cites: the same event in the other article's words, which may differ in a figure, "
+        "a time or a spelling that a small model reports from one article only. Above 1: never.",
+    )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(
         2.0, ge=0,

@@ -63,7 +63,9 @@ class RagService:
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
-        self.answerer = Answerer(llm, SentenceSelector(embedder, settings.context_sentences))
+        self.answerer = Answerer(
+            llm, SentenceSelector(embedder, settings.context_sentences), settings.counterpart_similarity
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:

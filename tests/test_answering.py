@@ -138,6 +138,44 @@ def test_both_articles_cited(answering, fake_llm):
     assert_citations_hold(answering, answer)
 
 
+WITKOFF_Q = "Where was Steve Witkoff in his trip to Russia: still on his way, or already arrived?"
+WITKOFF_SLATED = "Witkoff is slated to journey to Russia later this week"
+WITKOFF_LANDED = "A plane carrying Steve Witkoff, Trump’s envoy dealing with Russia in the peace effort, landed in Moscow on Thursday"
+
+
+def test_the_same_event_in_another_article_is_quoted(answering, fake_llm):
+    # The model reports one article's version; the other article's sentence on the same trip
+    # (it has landed, not "later this week") is quoted verbatim after it.
+    fake_llm.script(cite(WITKOFF_SLATED, "Witkoff was slated to journey to Russia later this week."))
+    answer = answering.ask(WITKOFF_Q)
+    assert answer.answer == (
+        f"Witkoff was slated to journey to Russia later this week [1]. Another article reports: “{WITKOFF_LANDED}” [2]."
+    )
+    assert [c.document_id for c in answer.citations] == [DOC_A, DOC_B]
+    assert answer.citations[1].quote == WITKOFF_LANDED + "."
+    assert_citations_hold(answering, answer)
+    assert len(fake_llm.requests) == 1  # a quote, not a second question to the model
+
+
+def test_no_quote_when_the_answer_cites_both_articles_or_quoting_is_off(tmp_path, embedder, fake_llm):
+    def both(request):
+        return cited_reply(("Witkoff was slated to journey to Russia later this week", sentence_number(request, WITKOFF_SLATED)),
+                           ("His plane landed in Moscow on Thursday", sentence_number(request, WITKOFF_LANDED)))
+
+    service = build_answering(tmp_path / "data", embedder, fake_llm, counterpart_similarity=1.01)
+    try:
+        fake_llm.script(cite(WITKOFF_SLATED, "Witkoff was slated to journey to Russia later this week."))
+        assert service.ask(WITKOFF_Q).answer == "Witkoff was slated to journey to Russia later this week [1]."
+        service.answerer._counterpart_similarity = 0.7
+        fake_llm.script(both)
+        assert service.ask(WITKOFF_Q).answer == (
+            "Witkoff was slated to journey to Russia later this week [1]. His plane landed in Moscow on Thursday [2]."
+        )
+    finally:
+        service.close()
+        SharedSystemClient.clear_system_cache()
+
+
 def test_reply_citing_no_sentence_abstains(answering, fake_llm):
     fake_llm.script("430 Ukrainian soldiers surrendered, as stated in sentence 2.1.")
     answer = answering.ask(SURRENDER_Q)

@@ -51,6 +51,11 @@ def test_spelled_counts_and_bare_figures():
     assert not supports("9", evidence, question)
     assert not supports("Ukrainian troops fought off nine Russian assaults", evidence, question)
     assert supports("One article says the troops fought off Russian assaults", evidence, question)  # "one": no count
+    # Counting the articles is not a figure they report.
+    syrsky = "Ukraine’s army chief, Gen. Oleksandr Syrsky, countered on Wednesday that combat operations continue."
+    spelling = "How do the two articles spell the name of Ukraine's army chief?"
+    assert supports("The two articles spell the army chief's name Oleksandr Syrsky", syrsky, spelling)
+    assert not supports("The two army chiefs are named Oleksandr Syrsky", syrsky, spelling)
 
 
 def test_verify_reanchors_drops_and_numbers_citations():
