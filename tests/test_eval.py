@@ -107,6 +107,17 @@ def test_a_number_missing_from_the_evidence_is_unsupported_without_asking(answer
     assert fake_llm.requests == []
 
 
+def test_a_verbatim_quote_of_the_evidence_naming_an_article_is_supported_without_asking(answering, fake_llm):
+    judge = SupportJudge(answering.llm)
+    evidence = ["A plane carrying Steve Witkoff landed in Moscow on Thursday."]
+    assert judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")
+    assert not judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Kyiv on Thursday”.")
+    assert fake_llm.requests == []
+    fake_llm.script(judge_reply(False))  # a quote put in someone's mouth is for the judge
+    assert not judge.supports(evidence, "Witkoff said: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")
+    assert len(fake_llm.requests) == 1
+
+
 def test_run_through_the_service(answering, fake_llm):
     question = load_questions(QUESTIONS)[1]
     quote = "asserting that 430 Ukrainian soldiers had surrendered"

@@ -3,13 +3,16 @@
 ALCE uses an NLI model (TRUE, T5-11B) to ask whether cited text entails a statement. No NLI
 model ships on PyPI for offline use here, so the checker asks the configured LLM (by default
 the embedded Qwen2.5-1.5B) a yes/no entailment question under a JSON schema, and first applies
-one hard rule small models miss: every number in the statement must appear in the evidence.
+two hard rules: every number in the statement must appear in the evidence (small models miss
+this), and a statement that only quotes the evidence, verbatim, after naming an article as its
+source ("Another article reports: “…”"), is supported (the 1.5B judge rejects such quotes).
 Limits: a 1.5B judge is lenient on paraphrase and can be fooled by shared wording; its verdicts
 are a fair comparison between systems judged the same way, not a ground truth."""
 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from rag.citations import numbers
@@ -19,6 +22,11 @@ JUDGE_PROMPT = (
     "You check whether a statement is supported by evidence from news articles. Answer "
     '{"supported": true} only if the evidence states everything the statement says; '
     'otherwise {"supported": false}. Reply with JSON only.'
+)
+_SOURCE_QUOTE = re.compile(
+    r"(?:another|the other|one|the|an|each) (?:news )?(?:article|report|source)s? (?:reports|says|said|reported|writes)"
+    r":?\s*[“\"](?P<quote>.+)[”\"]\W*",
+    re.IGNORECASE | re.DOTALL,
 )
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
@@ -37,6 +45,9 @@ class SupportJudge:
         joined = "\n".join(f"- {text}" for text in evidence)
         if not numbers(statement) <= numbers(joined):
             return False
+        if quoted := _SOURCE_QUOTE.fullmatch(statement.strip()):
+            quote = " ".join(quoted.group("quote").split()).rstrip(".")
+            return any(quote in " ".join(text.split()) for text in evidence)
         messages = [
             {"role": "system", "content": JUDGE_PROMPT},
             {"role": "user", "content": f"Evidence:\n{joined}\n\nStatement: {statement}"},
