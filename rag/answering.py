@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,8 +68,7 @@ def number_sentences(
 ) -> NumberedSentences:
     """Every sentence of the passages, or only those selected with their ``vectors``; either
     way a sentence keeps its number within its passage."""
-    shown = vectors
-    spans = {number: span for number, span in _numbered_spans(passages) if shown is None or number in shown}
+    spans = {number: span for number, span in _numbered_spans(passages) if vectors is None or number in vectors}
     blocks: dict[int, list[str]] = {}
     for (n, m), span in spans.items():
         sentence = passages[n - 1].text[span.start : span.end]
