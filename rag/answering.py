@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -76,29 +77,57 @@ def number_sentences(
     return NumberedSentences("\n\n".join("\n".join(lines) for lines in blocks.values()), spans, vectors or {})
 
 
+# Two capitalised words in a row, overlapping ("President Vladimir Putin" gives both pairs).
+_FULL_NAME = re.compile(r"(?=\b([A-Z][a-z]+) ([A-Z][a-z]+)\b)")
+
+
+def _respelled(word: str, other: str) -> bool:
+    return word != other and word[0] == other[0] and SequenceMatcher(None, word, other).ratio() >= 0.8
+
+
+def names_respelled(sentence: str, other: str) -> bool:
+    """Whether ``other`` names someone ``sentence`` names, spelled differently ("Oleksandr
+    Syrsky" / "Oleksandr Syrskyi"): outlets transliterate names differently, and sentences
+    that share only a name are far apart for the embedding model."""
+    theirs = _FULL_NAME.findall(other)
+    return any(
+        (first == their_first and _respelled(last, their_last)) or (last == their_last and _respelled(first, their_first))
+        for first, last in _FULL_NAME.findall(sentence)
+        for their_first, their_last in theirs
+    )
+
+
 def counterpart_quote(
     numbered: NumberedSentences, passages: list[Passage], citations: list[Citation], min_similarity: float,
 ) -> DraftClaim | None:
-    """A shown sentence of an article the answer does not cite, quoted, when it is at least
-    ``min_similarity`` (cosine) close to a sentence the answer cites: the same event told by
-    another article, whose figure, time or spelling may differ from the one the model reported.
-    A quote, not the model's words: asked about one article alone, the model never declines
-    and stitches the question's words to the sentences' ("Russia deployed Ukrainian soldiers")."""
+    """A shown sentence the answer does not cite, quoted, when it tells the same event as a
+    sentence the answer cites from another article (cosine at least ``min_similarity``), or
+    failing that names the same person spelled differently: the figure, time or spelling may
+    differ from the one the model reported. A quote, not the model's words: asked about one
+    article alone, the model never declines and stitches the question's words to the
+    sentences' ("Russia deployed Ukrainian soldiers"). ``min_similarity`` above 1: never."""
+    if min_similarity > 1:
+        return None
     cited = {(c.document_id, c.start, c.end) for c in citations}
-    cited_documents = {c.document_id for c in citations}
     ours, others = [], []
     for number, vector in numbered.vectors.items():
         passage, span = passages[number[0] - 1], numbered.spans[number]
+        text = passage.text[span.start : span.end]
         if (passage.document_id, passage.start + span.start, passage.start + span.end) in cited:
-            ours.append(vector)
-        elif passage.document_id not in cited_documents:
-            others.append((number, vector))
-    if not ours or not others:
+            ours.append((passage.document_id, text, vector))
+        else:
+            others.append((passage.document_id, text, number, vector))
+    pairs = [
+        (float(our_vector @ vector), names_respelled(our_text, text), number)
+        for our_document, our_text, our_vector in ours
+        for document, text, number, vector in others
+        if document != our_document
+    ]
+    same_event = [(similarity, number) for similarity, _, number in pairs if similarity >= min_similarity]
+    respelled = [(similarity, number) for similarity, respelled, number in pairs if respelled]
+    if not (chosen := max(same_event or respelled, default=None)):
         return None
-    similarity, number = max((float(np.max(np.stack(ours) @ vector)), number) for number, vector in others)
-    if similarity < min_similarity:
-        return None
-    span = numbered.spans[number]
+    span = numbered.spans[chosen[1]]
     sentence = " ".join(passages[span.passage - 1].text[span.start : span.end].split())
     return DraftClaim(f"Another article reports: “{sentence.rstrip('.')}”", (span,))
 

@@ -52,10 +52,11 @@ class Settings(BaseSettings):
     )
     counterpart_similarity: float = Field(
         0.7, ge=0.0, le=1.01,
-        description="An answer that cites one article ends with a verbatim quote of another "
-        "article's shown sentence when that sentence is at least this close (cosine) to one the "
-        "answer cites: the same event in the other article's words, which may differ in a figure, "
-        "a time or a spelling that a small model reports from one article only. Above 1: never.",
+        description="An answer ends with a verbatim quote of a shown sentence it does not "
+        "cite when that sentence is at least this close (cosine) to one the answer cites from "
+        "another article: the same event in the other article's words, which may differ in a figure, "
+        "a time or a spelling that a small model reports from one article only. Failing that, "
+        "a sentence naming the same person spelled differently is quoted. Above 1: never (neither).",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from chromadb.api.client import SharedSystemClient
 
-from rag.answering import SYSTEM_PROMPT, number_sentences
+from rag.answering import SYSTEM_PROMPT, names_respelled, number_sentences
 from rag.service import ArticleInput
 from tests.conftest import DOC_A, DOC_B, build_answering
 from tests.fake_llm import NOT_FOUND_REPLY, cite, cited_reply, passages_in, sentence_number, sentences_in
@@ -157,7 +157,45 @@ def test_the_same_event_in_another_article_is_quoted(answering, fake_llm):
     assert len(fake_llm.requests) == 1  # a quote, not a second question to the model
 
 
-def test_no_quote_when_the_answer_cites_both_articles_or_quoting_is_off(tmp_path, embedder, fake_llm):
+def test_the_same_event_is_quoted_when_the_answer_cites_other_sentences_of_that_article(answering, fake_llm):
+    # One article's "almost entirely destroyed" is reported; the other article is cited only for
+    # another fact, so its own wording of the destruction is still quoted.
+    def reply(request):
+        return cited_reply(
+            ("Sudzha was almost entirely destroyed", sentence_number(request, "almost entirely destroyed")),
+            ("Russia announced the retaking of Sudzha", sentence_number(request, "announcing Thursday the retaking of Sudzha")),
+        )
+
+    fake_llm.script(reply)
+    answer = answering.ask("How badly was Sudzha destroyed, and who retook it?")
+    assert answer.answer.endswith(
+        " Another article reports: “He said Russia has “almost completely destroyed” the town of Sudzha with its aerial bombardment” [3]."
+    )
+    assert [c.document_id for c in answer.citations] == [DOC_A, DOC_B, DOC_B]
+    assert_citations_hold(answering, answer)
+
+
+def test_the_same_person_spelled_differently_in_another_article_is_quoted(answering, fake_llm):
+    # The two sentences share little but the name (cosine 0.57), so it is the respelling that counts.
+    fake_llm.script(cite("Ukraine’s army chief, Gen. Oleksandr Syrsky", "The articles spell it Oleksandr Syrsky."))
+    answer = answering.ask("How do the two articles spell the name of Ukraine's army chief?")
+    assert answer.answer.startswith("The articles spell it Oleksandr Syrsky [1]. Another article reports: “On Wednesday, Ukraine’s chief general Oleksandr Syrskyi")
+    assert [c.document_id for c in answer.citations] == [DOC_B, DOC_A]
+    assert_citations_hold(answering, answer)
+
+
+@pytest.mark.parametrize(("sentence", "other", "respelled"), [
+    ("Gen. Oleksandr Syrsky said", "chief general Oleksandr Syrskyi hinted", True),
+    ("Volodymyr Zelensky said", "President Volodymyr Zelenskyy said", True),
+    ("Russian President Vladimir Putin said", "Vladimir Putin visited Kursk", False),  # the same spelling
+    ("Dmitry Peskov said", "Valery Gerasimov said", False),
+    ("Oleksandr Syrsky said", "Oleksandr Kovalenko said", False),  # another person of the same first name
+])
+def test_names_respelled(sentence, other, respelled):
+    assert names_respelled(sentence, other) is respelled
+
+
+def test_no_quote_when_the_answer_cites_both_versions_or_quoting_is_off(tmp_path, embedder, fake_llm):
     def both(request):
         return cited_reply(("Witkoff was slated to journey to Russia later this week", sentence_number(request, WITKOFF_SLATED)),
                            ("His plane landed in Moscow on Thursday", sentence_number(request, WITKOFF_LANDED)))
