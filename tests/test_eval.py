@@ -112,6 +112,10 @@ def test_a_verbatim_quote_of_the_evidence_naming_an_article_is_supported_without
     evidence = ["A plane carrying Steve Witkoff landed in Moscow on Thursday."]
     assert judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")
     assert not judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Kyiv on Thursday”.")
+    # As the answer renders a sentence ending in a quotation: its stop moved past the markers.
+    collapsed = ["Gerasimov said the plans had “completely collapsed.”"]
+    assert judge.supports(collapsed, "Another article reports: “Gerasimov said the plans had “completely collapsed””.")
+    assert not judge.supports(collapsed, "Another article reports: “Gerasimov said the plans had “partly collapsed””.")
     assert fake_llm.requests == []
     fake_llm.script(judge_reply(False))  # a quote put in someone's mouth is for the judge
     assert not judge.supports(evidence, "Witkoff said: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")

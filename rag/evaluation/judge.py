@@ -28,6 +28,9 @@ _SOURCE_QUOTE = re.compile(
     r":?\s*[“\"](?P<quote>.+)[”\"]\W*",
     re.IGNORECASE | re.DOTALL,
 )
+# The answer moves a sentence's final stop out of its closing quotes ('had “collapsed”” [2].'),
+# so a quoted sentence ending '“collapsed.”' is compared without that stop.
+_STOP_BEFORE_CLOSING_QUOTES = re.compile(r"[.!?](?=[”\"’]+$)")
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
 
@@ -47,7 +50,10 @@ class SupportJudge:
             return False
         if quoted := _SOURCE_QUOTE.fullmatch(statement.strip()):
             quote = " ".join(quoted.group("quote").split()).rstrip(".")
-            return any(quote in " ".join(text.split()) for text in evidence)
+            return any(
+                quote in " ".join(text.split()) or quote in _STOP_BEFORE_CLOSING_QUOTES.sub("", " ".join(text.split()))
+                for text in evidence
+            )
         messages = [
             {"role": "system", "content": JUDGE_PROMPT},
             {"role": "user", "content": f"Evidence:\n{joined}\n\nStatement: {statement}"},
