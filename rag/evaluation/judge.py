@@ -31,6 +31,12 @@ _SOURCE_QUOTE = re.compile(
 # The answer moves a sentence's final stop out of its closing quotes ('had “collapsed”” [2].'),
 # so a quoted sentence ending '“collapsed.”' is compared without that stop.
 _STOP_BEFORE_CLOSING_QUOTES = re.compile(r"[.!?](?=[”\"’]+$)")
+
+
+def _as_rendered(text: str) -> str:
+    return _STOP_BEFORE_CLOSING_QUOTES.sub("", " ".join(text.split()))
+
+
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
 
@@ -49,11 +55,8 @@ class SupportJudge:
         if not numbers(statement) <= numbers(joined):
             return False
         if quoted := _SOURCE_QUOTE.fullmatch(statement.strip()):
-            quote = " ".join(quoted.group("quote").split()).rstrip(".")
-            return any(
-                quote in " ".join(text.split()) or quote in _STOP_BEFORE_CLOSING_QUOTES.sub("", " ".join(text.split()))
-                for text in evidence
-            )
+            quote = _as_rendered(quoted.group("quote")).rstrip(".")
+            return any(quote in _as_rendered(text) for text in evidence)
         messages = [
             {"role": "system", "content": JUDGE_PROMPT},
             {"role": "user", "content": f"Evidence:\n{joined}\n\nStatement: {statement}"},
