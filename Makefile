@@ -13,10 +13,15 @@ endif
 
 .PHONY: install serve test test-fast
 
+# pip reuses a wheel it built before for the same version whatever CMAKE_ARGS were then, so
+# llama-cpp-python (pinned in pyproject.toml) is built past the cache, with the flags above.
+LLAMA_REQUIREMENT := $(shell grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml)
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip install --quiet -e '.[local-llm,test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip install --quiet --no-cache-dir '$(LLAMA_REQUIREMENT)'
+	$(VENV)/bin/pip install --quiet -e '.[local-llm,test]'
 	touch $@
 
 install: $(VENV)/.installed
