@@ -264,6 +264,7 @@ class Answerer:
             # another request's generation, so it runs in this request's turn at the LLM.
             with self.llm.turn():
                 numbered = self.numbered(question, passages)
+                verifier = ClaimVerifier(passages, question, shown=list(numbered.spans.values()))
                 parser = CitedProseParser(numbered)
                 for delta in self.llm.stream_text(build_messages(question, numbered), options, in_turn=True):
                     yield from _verified(parser.feed(delta), verifier)

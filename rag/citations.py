@@ -2,12 +2,13 @@
 
 The model cites sentences of the retrieved passages by number, so every quote is a whole
 sentence, verbatim, with its document offsets. A claim stands only if its cited sentences
-together carry its key content (every number, half its content words) and touch the question.
+together carry its key content (every number, half its content words, something of what it adds
+to the question) and touch the question.
 
 Small models often state a fact right but cite the wrong sentence. The citation is then
 treated as a pointer that missed: the claim is re-anchored on the retrieved sentence that
-carries most of its content, if one passes the same support test (with a higher bar outside
-the passages it cited). A claim with neither is dropped."""
+carries most of its content, if one passes the same support test (with a higher bar for
+sentences the model was neither pointed at nor shown). A claim with neither is dropped."""
 
 from __future__ import annotations
 
@@ -98,22 +99,22 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return [(a + len(text[a:b]) - len(text[a:b].lstrip()), b) for a, b in spans if text[a:b].strip()]
 
 
-def _reanchor(
-    statement: str, question: str, passages: list[Passage],
-    ratio: float = REANCHOR_RATIO, min_words: int = REANCHOR_MIN_WORDS,
-) -> _Span | None:
+def _all_sentences(passages: list[Passage]) -> list[_Span]:
+    return [_Span(passage, start, end) for passage in passages for start, end in sentences(passage.text)]
+
+
+def _reanchor(statement: str, question: str, candidates: list[_Span], ratio: float, min_words: int) -> _Span | None:
     claimed = content_words(statement)
     if len(claimed) < min_words:
         return None
     best: tuple[float, _Span] | None = None
-    for passage in passages:
-        for start, end in sentences(passage.text):
-            sentence = passage.text[start:end]
-            if not supports(statement, sentence, question, ratio):
-                continue
-            overlap = len(claimed & content_words(sentence)) / len(claimed)
-            if best is None or overlap > best[0]:
-                best = (overlap, _Span(passage, start, end))
+    for span in candidates:
+        sentence = _text(span)
+        if not supports(statement, sentence, question, ratio):
+            continue
+        overlap = len(claimed & content_words(sentence)) / len(claimed)
+        if best is None or overlap > best[0]:
+            best = (overlap, span)
     return best[1] if best else None
 
 
@@ -171,6 +172,12 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
     if claimed and len(claimed & present) / len(claimed) < ratio:
         return False  # a bare figure ("86%", "8") is carried by the figure alone
     asked = content_words(question)
+    # What the statement adds to the question is its answer: evidence sharing only the
+    # question's words ("Ukraine's offensive", "Kursk") does not carry "began in August".
+    # Compared on shorter stems, so "retaken" meets "retaking".
+    added = {word[:5] for word in claimed - asked} | (stated - numbers(question))
+    if added and not added & ({word[:5] for word in present} | numbers(evidence)):
+        return False
     return not asked or bool(asked & present)
 
 
@@ -178,9 +185,10 @@ class ClaimVerifier:
     """Checks claims one at a time (as they stream in), numbering citations 1, 2, … in order
     of first use, one number per distinct span."""
 
-    def __init__(self, passages: list[Passage], question: str) -> None:
+    def __init__(self, passages: list[Passage], question: str, shown: list[CitedSentence] | None = None) -> None:
         self.passages = passages
         self.question = question
+        self._shown = [_Span(passages[s.passage - 1], s.start, s.end) for s in shown or [] if 1 <= s.passage <= len(passages)]
         self._refs: dict[tuple[str, int, int], int] = {}
         self._statements: set[str] = set()
         self.claims: list[VerifiedClaim] = []
@@ -205,12 +213,17 @@ class ClaimVerifier:
         return claim
 
     def _reanchored(self, statement: str, draft: DraftClaim) -> list[_Span]:
-        """Small models often name the right passage but the wrong sentence of it: its other
-        sentences are tried at the usual bar, every retrieved sentence at a higher one."""
+        """Small models often name the right passage but the wrong sentence of it, or a
+        sentence they were shown under the wrong number: the cited passages' other sentences
+        are tried at the usual bar, then the shown sentences (with enough content to match),
+        then every retrieved sentence at a higher bar."""
         cited = [self.passages[n - 1] for n in dict.fromkeys(c.passage for c in draft.cited)
                  if 1 <= n <= len(self.passages)]
-        reanchored = (_reanchor(statement, self.question, cited, SUPPORT_RATIO, min_words=0)
-                      or _reanchor(statement, self.question, self.passages))
+        reanchored = (
+            _reanchor(statement, self.question, _all_sentences(cited), SUPPORT_RATIO, min_words=0)
+            or _reanchor(statement, self.question, self._shown, SUPPORT_RATIO, REANCHOR_MIN_WORDS)
+            or _reanchor(statement, self.question, _all_sentences(self.passages), REANCHOR_RATIO, REANCHOR_MIN_WORDS)
+        )
         return [reanchored] if reanchored else []
 
     def _evidence(self, statement: str, draft: DraftClaim, ratio: float = SUPPORT_RATIO) -> list[_Span]:
@@ -235,9 +248,11 @@ class ClaimVerifier:
         )
 
 
-def verify(drafts: list[DraftClaim], passages: list[Passage], question: str) -> list[VerifiedClaim]:
+def verify(
+    drafts: list[DraftClaim], passages: list[Passage], question: str, shown: list[CitedSentence] | None = None,
+) -> list[VerifiedClaim]:
     """The claims whose cited sentences (or re-anchored ones) support them."""
-    verifier = ClaimVerifier(passages, question)
+    verifier = ClaimVerifier(passages, question, shown)
     for draft in drafts:
         verifier.add(draft)
     return verifier.claims

@@ -58,6 +58,30 @@ def test_spelled_counts_and_bare_figures():
     assert not supports("The two army chiefs are named Oleksandr Syrsky", syrsky, spelling)
 
 
+def test_evidence_must_carry_what_the_statement_adds_to_the_question():
+    question = "When did Ukraine's offensive in Kursk begin?"
+    began = "Ukraine’s surprise offensive into Kursk began in August."
+    pushing = "Ukraine’s army chief said the Russian offensive is pushing steadily forward in the Kursk region."
+    assert supports("Ukraine's surprise offensive into Kursk began in August", began, question)
+    # Half its words, all of them the question's: nothing of the answer.
+    assert not supports("Ukraine's surprise offensive into Kursk began in August", pushing, question)
+    assert supports("Ukraine's offensive in Kursk", pushing, question)  # adds nothing to the question
+
+
+def test_a_claim_cited_under_a_wrong_number_is_reanchored_on_a_shown_sentence():
+    a = passage("Ukraine’s army chief said combat operations continue in the Kursk region.", "a", 0)
+    b = passage("The incursion shattered a red line. Russia was forced to deploy North Korean troops "
+                "to the region in an effort to win back the territory.", "b", 500)
+    passages = [a, b]
+    question = "Which foreign troops did Russia bring to Kursk?"
+    draft = DraftClaim("Russia brought North Korean troops to Kursk", (cite(passages, 1, a.text),))
+    deploy = "Russia was forced to deploy North Korean troops to the region in an effort to win back the territory."
+    # Four of its six words: below the bar for a sentence the model never saw.
+    assert verify([draft], passages, question) == []
+    [claim] = verify([draft], passages, question, shown=[cite(passages, 2, deploy)])
+    assert [(c.document_id, c.quote) for c in claim.citations] == [("b", deploy)]
+
+
 def test_verify_reanchors_drops_and_numbers_citations():
     a = passage("Sudzha was retaken on Thursday by Russian forces.", "a", 0)
     b = passage("Witkoff landed in Moscow on Thursday afternoon.", "b", 500)
