@@ -18,7 +18,9 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from rag.citations import CitedSentence, ClaimVerifier, DraftClaim, render, render_claim, sentences, unmentioned_names
+from rag.citations import (
+    CitedSentence, ClaimVerifier, DraftClaim, quoted, render, render_claim, sentences, unmentioned_names,
+)
 from rag.embedding import MiniLMEmbedding
 from rag.llm import LLM, GenerationOptions
 from rag.models import Answer, Citation, Passage, Timings
@@ -129,7 +131,7 @@ def counterpart_quote(
         return None
     span = numbered.spans[chosen[1]]
     sentence = " ".join(passages[span.passage - 1].text[span.start : span.end].split())
-    return DraftClaim(f"Another article reports: “{sentence.rstrip('.')}”", (span,))
+    return DraftClaim(quoted(sentence, "Another article reports"), (span,))
 
 
 class SentenceSelector:

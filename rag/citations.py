@@ -87,11 +87,26 @@ def _is_sentence_end(text: str, stop: re.Match) -> bool:
     return not closes_abbreviation((text[: stop.start()].rsplit(None, 1)[-1:] or [""])[0])
 
 
+def _inside_quotation(text: str, start: int, stop: re.Match) -> bool:
+    """Whether a stop falls inside a quotation that closes later in its paragraph: quoted
+    speech of several sentences ("“We’ll have to wait and see. It’s up to Russia now,” Trump
+    said") is one statement with its speaker, and a piece of it names no one. A quotation left
+    open to the end of its paragraph (cut by a chunk boundary, or a typo) is not waited for."""
+    if stop.group() == "\n\n":
+        return False
+    so_far = text[start : stop.end()]
+    paragraph_end = text.find("\n\n", stop.end())
+    rest = text[stop.end() : paragraph_end if paragraph_end >= 0 else len(text)]
+    curly_open = so_far.count("“") > so_far.count("”") and "”" in rest
+    straight_open = so_far.count('"') % 2 == 1 and '"' in rest
+    return curly_open or straight_open
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
     """The (start, end) offsets of the text's sentences."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        if not _is_sentence_end(text, match):
+        if not _is_sentence_end(text, match) or _inside_quotation(text, start, match):
             continue
         spans.append((start, match.end() if match.group() != "\n\n" else match.start()))
         start = match.end()
@@ -174,11 +189,24 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
     asked = content_words(question)
     # What the statement adds to the question is its answer: evidence sharing only the
     # question's words ("Ukraine's offensive", "Kursk") does not carry "began in August".
-    # Compared on shorter stems, so "retaken" meets "retaking".
-    added = {word[:5] for word in claimed - asked} | (stated - numbers(question))
+    added = _added(statement, question)
     if added and not added & ({word[:5] for word in present} | numbers(evidence)):
         return False
     return not asked or bool(asked & present)
+
+
+def _added(statement: str, question: str) -> set[str]:
+    """The statement's content words and figures the question does not already hold, on
+    shorter stems so "retaken" meets "retaking"."""
+    claimed = content_words(statement) - _NUMBER_STEMS
+    return {word[:5] for word in claimed - content_words(question)} | (numbers(statement) - numbers(question))
+
+
+def echoes_question(statement: str, question: str) -> bool:
+    """Whether the statement only repeats words of the question ("Witkoff is still on his way",
+    asked "still on his way, or already arrived?"): no word of it can be checked against the
+    evidence, so its evidence is quoted in its place."""
+    return not _added(statement, question)
 
 
 class ClaimVerifier:
@@ -205,7 +233,9 @@ class ClaimVerifier:
                 spans = []
         else:
             spans = self._evidence(statement, draft) or self._reanchored(statement, draft)
-        if not spans:
+            if spans and echoes_question(statement, self.question):
+                statement = quoted(" ".join(" ".join(_text(span).split()) for span in spans), "One article reports")
+        if not spans or statement in self._statements:
             return None
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])
         self._statements.add(statement)
@@ -256,6 +286,11 @@ def verify(
     for draft in drafts:
         verifier.add(draft)
     return verifier.claims
+
+
+def quoted(sentence: str, source: str) -> str:
+    """A statement that quotes a sentence verbatim, stop left out: it goes after the markers."""
+    return f"{source}: “{sentence.rstrip('.')}”"
 
 
 def render_claim(claim: VerifiedClaim) -> str:

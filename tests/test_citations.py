@@ -149,3 +149,24 @@ def test_a_bare_yes_stands_only_on_a_sentence_that_states_the_whole_question():
     assert verified("Has Ukraine agreed to the US-proposed ceasefire?", "Ukraine agreed to talks.") == []  # half of it
     assert verified("Has Russia agreed to the US-proposed ceasefire?",
                     "Russia has not agreed to the U.S.-proposed ceasefire.") == []  # denied
+
+
+def test_quoted_speech_of_several_sentences_stays_with_its_speaker():
+    text = ("“We’ll have to wait and see. It’s up to Russia now,” Trump said. He left. "
+            "A quote \"cut off. By the chunk\n\nNext. \"Straight. Quotes,\" he said.")
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "“We’ll have to wait and see. It’s up to Russia now,” Trump said.", "He left.",
+        "A quote \"cut off.", "By the chunk", "Next.", "\"Straight. Quotes,\" he said.",
+    ]
+
+
+def test_a_statement_that_only_echoes_the_question_is_replaced_by_its_evidence():
+    slated = "Steve Witkoff is slated to journey to Russia later this week."
+    passages = [passage(f"Vance spoke. {slated}")]
+    question = "Where was Steve Witkoff in his trip to Russia: still on his way, or already arrived?"
+    echo = DraftClaim("Steve Witkoff is still on his way to Russia", (cite(passages, 1, slated),))
+    [claim] = verify([echo], passages, question)
+    assert claim.statement == f"One article reports: “{slated.rstrip('.')}”"
+    assert claim.citations[0].quote == slated
+    answer = DraftClaim("Steve Witkoff was due in Russia later this week", (cite(passages, 1, slated),))
+    assert verify([answer], passages, question)[0].statement == answer.statement
