@@ -22,6 +22,7 @@ _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|without|denied|refused|re
 _TITLES = frozenset("Gen Lt Col Maj Capt Sgt Adm Cmdr Gov Sen Rep Pres Mr Mrs Ms Dr Prof St Jr Sr No vs".split())
 _INITIALISM = re.compile(r"(?:[A-Z]\.)*[A-Z]")  # "U.S", "J": the word before the stop
 _CLAIM_ENDING = re.compile(r"([.!?]?)([\"'”’)]*)$")  # a statement's stop, then any closing quotes
+_QUOTATION = re.compile(r"[“\"]([^”\"]+)[”\"]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 SUPPORT_RATIO = 0.5  # share of a statement's content words its evidence must hold
@@ -205,8 +206,25 @@ def _added(statement: str, question: str) -> set[str]:
 def echoes_question(statement: str, question: str) -> bool:
     """Whether the statement only repeats words of the question ("Witkoff is still on his way",
     asked "still on his way, or already arrived?"): no word of it can be checked against the
-    evidence, so its evidence is quoted in its place."""
+    evidence."""
     return not _added(statement, question)
+
+
+def _flat(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def misquotes(statement: str, evidence: str) -> bool:
+    """Whether the statement takes words from a quotation in its evidence (at least two, and
+    half of the quotation's) without its exact words: "almost entirely destroyed" written from
+    “almost completely destroyed” puts words in someone's mouth."""
+    stated = content_words(statement)
+    for quotation in _QUOTATION.findall(evidence):
+        words = content_words(quotation)
+        shared = words & stated
+        if len(shared) >= 2 and 2 * len(shared) >= len(words) and _flat(quotation) not in _flat(statement):
+            return True
+    return False
 
 
 class ClaimVerifier:
@@ -233,8 +251,10 @@ class ClaimVerifier:
                 spans = []
         else:
             spans = self._evidence(statement, draft) or self._reanchored(statement, draft)
-            if spans and echoes_question(statement, self.question):
-                statement = quoted(" ".join(" ".join(_text(span).split()) for span in spans), "One article reports")
+            evidence = " ".join(" ".join(_text(span).split()) for span in spans)
+            if spans and (echoes_question(statement, self.question) or misquotes(statement, evidence)):
+                # The check cannot vouch for these words, but the evidence stands: quote it.
+                statement = quoted(evidence, "One article reports")
         if not spans or statement in self._statements:
             return None
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])

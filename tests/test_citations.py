@@ -170,3 +170,19 @@ def test_a_statement_that_only_echoes_the_question_is_replaced_by_its_evidence()
     assert claim.citations[0].quote == slated
     answer = DraftClaim("Steve Witkoff was due in Russia later this week", (cite(passages, 1, slated),))
     assert verify([answer], passages, question)[0].statement == answer.statement
+
+
+def test_a_statement_that_misquotes_its_evidence_is_replaced_by_it():
+    completely = "He said Russia has “almost completely destroyed” the town of Sudzha with its aerial bombardment."
+    passages = [passage(f"Syrsky spoke. {completely}")]
+    question = "How badly was Sudzha destroyed?"
+
+    def statement(text: str) -> str:
+        return verify([DraftClaim(text, (cite(passages, 1, completely),))], passages, question)[0].statement
+
+    assert statement("Sudzha was almost entirely destroyed by aerial bombardment") == (
+        f"One article reports: “{completely.rstrip('.')}”"
+    )
+    exact = "Syrsky said Russia had “almost completely destroyed” Sudzha by aerial bombardment"
+    assert statement(exact) == exact
+    assert statement("Russia destroyed Sudzha with aerial bombardment") == "Russia destroyed Sudzha with aerial bombardment"
