@@ -188,12 +188,31 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
     if claimed and len(claimed & present) / len(claimed) < ratio:
         return False  # a bare figure ("86%", "8") is carried by the figure alone
     asked = content_words(question)
+    if not named(statement) <= present | asked:
+        return False  # "Dmitry Peskov met Valery Gerasimov" on a sentence where Putin did
     # What the statement adds to the question is its answer: evidence sharing only the
     # question's words ("Ukraine's offensive", "Kursk") does not carry "began in August".
     added = _added(statement, question)
     if added and not added & ({word[:5] for word in present} | numbers(evidence)):
         return False
     return not asked or bool(asked & present)
+
+
+_TWO_WORD_START = re.compile(r"\W*[A-Z][^\W\d_]+(?:['’]s)? [A-Z]")
+
+
+def named(statement: str) -> set[str]:
+    """Stems of the capitalised words the statement uses past its first word (and the first
+    when a second follows it: "Dmitry Peskov"), the names of people, places and days a
+    sentence must hold to carry it. A lone first word is more often "Later" or "Another" than
+    a name."""
+    words = [re.sub(r"['’]s$", "", w) for w in _WORD.findall(statement)]
+    first = 0 if _TWO_WORD_START.match(statement) else 1
+    return {
+        content for word in words[first:]
+        if word[:1].isupper() and len(word) > 2 and word.lower() not in _STOPWORDS
+        for content in content_words(word)
+    }
 
 
 def _added(statement: str, question: str) -> set[str]:
@@ -227,6 +246,14 @@ def misquotes(statement: str, evidence: str) -> bool:
     return False
 
 
+def _joined(spans: list[_Span]) -> str:
+    return " ".join(" ".join(_text(span).split()) for span in spans)
+
+
+def _quoted_evidence(spans: list[_Span], source: str) -> str:
+    return quoted(_joined(spans), source)
+
+
 class ClaimVerifier:
     """Checks claims one at a time (as they stream in), numbering citations 1, 2, … in order
     of first use, one number per distinct span."""
@@ -249,12 +276,13 @@ class ClaimVerifier:
             spans = self._evidence(self.question, draft, ratio=1.0)
             if any(_NEGATION.search(_text(span)) for span in spans):
                 spans = []
+            # Alone, "Yes" can be checked by no reader: it comes with the sentence it stands on.
+            statement = "Yes, " + _quoted_evidence(spans, "one article reports")
         else:
             spans = self._evidence(statement, draft) or self._reanchored(statement, draft)
-            evidence = " ".join(" ".join(_text(span).split()) for span in spans)
-            if spans and (echoes_question(statement, self.question) or misquotes(statement, evidence)):
+            if spans and (echoes_question(statement, self.question) or misquotes(statement, _joined(spans))):
                 # The check cannot vouch for these words, but the evidence stands: quote it.
-                statement = quoted(evidence, "One article reports")
+                statement = _quoted_evidence(spans, "One article reports")
         if not spans or statement in self._statements:
             return None
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])

@@ -146,6 +146,8 @@ def test_a_bare_yes_stands_only_on_a_sentence_that_states_the_whole_question():
 
     agreed = "Ukraine has already agreed to the U.S.-proposed ceasefire."
     assert verified("Has Ukraine agreed to the US-proposed ceasefire?", agreed) == [agreed]
+    [claim] = verify([DraftClaim("Yes.", (cite(passages, 1, agreed),))], passages, "Has Ukraine agreed to the US-proposed ceasefire?")
+    assert claim.statement == f"Yes, one article reports: “{agreed.rstrip('.')}”"  # checkable by a reader
     assert verified("Has Ukraine agreed to the US-proposed ceasefire?", "Ukraine agreed to talks.") == []  # half of it
     assert verified("Has Russia agreed to the US-proposed ceasefire?",
                     "Russia has not agreed to the U.S.-proposed ceasefire.") == []  # denied
@@ -186,3 +188,13 @@ def test_a_statement_that_misquotes_its_evidence_is_replaced_by_it():
     exact = "Syrsky said Russia had “almost completely destroyed” Sudzha by aerial bombardment"
     assert statement(exact) == exact
     assert statement("Russia destroyed Sudzha with aerial bombardment") == "Russia destroyed Sudzha with aerial bombardment"
+
+
+def test_names_in_a_statement_must_be_in_its_evidence_or_the_question():
+    evidence = "Footage showed Putin conferring with his chief general Valery Gerasimov in Kursk."
+    question = "Which Russian general did Putin meet in Kursk?"
+    assert supports("Putin met Valery Gerasimov in Kursk", evidence, question)
+    assert not supports("Dmitry Peskov met Valery Gerasimov in Kursk", evidence, question)
+    assert not supports("Putin met Valery Gerasimov in Kursk on Friday", evidence, question)
+    assert supports("Later, Putin met Gerasimov", evidence, question)  # a lone first word is no name
+    assert supports("Putin met Gerasimov in the Russian region of Kursk", evidence, "Which general did Putin meet in Russian Kursk?")
