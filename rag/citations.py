@@ -279,8 +279,14 @@ class ClaimVerifier:
             # Alone, "Yes" can be checked by no reader: it comes with the sentence it stands on.
             statement = "Yes, " + _quoted_evidence(spans, "one article reports")
         else:
-            spans = self._evidence(statement, draft) or self._reanchored(statement, draft)
-            if spans and (echoes_question(statement, self.question) or misquotes(statement, _joined(spans))):
+            spans = self._evidence(statement, draft)
+            pointed = [] if spans else self._pointed_at_answer(draft)
+            spans = spans or self._reanchored(statement, draft)
+            if spans and pointed:
+                # True words copied from the wrong sentence, while the sentence the model
+                # pointed at holds the question: that sentence is the answer, quoted.
+                spans, statement = pointed, _quoted_evidence(pointed, "One article reports")
+            elif spans and (echoes_question(statement, self.question) or misquotes(statement, _joined(spans))):
                 # The check cannot vouch for these words, but the evidence stands: quote it.
                 statement = _quoted_evidence(spans, "One article reports")
         if not spans or statement in self._statements:
@@ -289,6 +295,19 @@ class ClaimVerifier:
         self._statements.add(statement)
         self.claims.append(claim)
         return claim
+
+    def _pointed_at_answer(self, draft: DraftClaim) -> list[_Span]:
+        """The one sentence the claim cites, if it holds two thirds of the question's content
+        words (at least two) and the answer does not cite it yet: "What did Trump say to
+        reporters in the Oval Office?" cited to “…,” Trump stated to reporters in the Oval Office."""
+        asked = content_words(self.question)
+        if len(draft.cited) != 1 or len(asked) < 2 or not 1 <= draft.cited[0].passage <= len(self.passages):
+            return []
+        cited = draft.cited[0]
+        span = _Span(self.passages[cited.passage - 1], cited.start, cited.end)
+        if self._key(span) in self._refs:
+            return []
+        return [span] if 3 * len(asked & content_words(_text(span))) >= 2 * len(asked) else []
 
     def _reanchored(self, statement: str, draft: DraftClaim) -> list[_Span]:
         """Small models often name the right passage but the wrong sentence of it, or a
@@ -317,9 +336,13 @@ class ClaimVerifier:
         needed = [s for s in spans if claimed & (content_words(_text(s)) | numbers(_text(s)))]
         return needed or spans[:1]
 
+    @staticmethod
+    def _key(span: _Span) -> tuple[str, int, int]:
+        return span.passage.document_id, span.passage.start + span.start, span.passage.start + span.end
+
     def _citation(self, span: _Span) -> Citation:
-        start, end = span.passage.start + span.start, span.passage.start + span.end
-        ref = self._refs.setdefault((span.passage.document_id, start, end), len(self._refs) + 1)
+        _, start, end = key = self._key(span)
+        ref = self._refs.setdefault(key, len(self._refs) + 1)
         return Citation(
             ref=ref, document_id=span.passage.document_id, title=span.passage.title,
             chunk_id=span.passage.chunk_id, quote=_text(span), start=start, end=end,

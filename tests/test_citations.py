@@ -198,3 +198,17 @@ def test_names_in_a_statement_must_be_in_its_evidence_or_the_question():
     assert not supports("Putin met Valery Gerasimov in Kursk on Friday", evidence, question)
     assert supports("Later, Putin met Gerasimov", evidence, question)  # a lone first word is no name
     assert supports("Putin met Gerasimov in the Russian region of Kursk", evidence, "Which general did Putin meet in Russian Kursk?")
+
+
+def test_a_claim_that_fails_on_a_sentence_holding_the_question_quotes_that_sentence():
+    commented = "Trump commented that the situation is now under Putin’s control."
+    oval = "“We’ll have to wait and see. It’s up to Russia now,” Trump stated to reporters in the Oval Office."
+    passages = [passage(f"{commented} {oval}")]
+    question = "What did Trump say to reporters in the Oval Office about the ceasefire?"
+    wrong_words = DraftClaim("Trump stated that the situation is now under Putin’s control", (cite(passages, 1, oval),))
+    [claim] = verify([wrong_words], passages, question)
+    assert claim.statement == f"One article reports: “{oval.rstrip('.')}”"
+    assert claim.citations[0].quote == oval
+    # A claim its cited sentence carries keeps its own words.
+    elsewhere = DraftClaim("Trump said the situation is now under Putin’s control", (cite(passages, 1, commented),))
+    assert verify([elsewhere], passages, "Whose control is the ceasefire situation under, according to Trump?")[0].citations[0].quote == commented
