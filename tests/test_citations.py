@@ -162,16 +162,23 @@ def test_quoted_speech_of_several_sentences_stays_with_its_speaker():
     ]
 
 
+def claim_on(passages: list[Passage], sentence: str, statement: str, question: str) -> VerifiedClaim:
+    [claim] = verify([DraftClaim(statement, (cite(passages, 1, sentence),))], passages, question)
+    return claim
+
+
+def as_quote(sentence: str) -> str:
+    return f"One article reports: “{sentence.rstrip('.')}”"
+
+
 def test_a_statement_that_only_echoes_the_question_is_replaced_by_its_evidence():
     slated = "Steve Witkoff is slated to journey to Russia later this week."
     passages = [passage(f"Vance spoke. {slated}")]
     question = "Where was Steve Witkoff in his trip to Russia: still on his way, or already arrived?"
-    echo = DraftClaim("Steve Witkoff is still on his way to Russia", (cite(passages, 1, slated),))
-    [claim] = verify([echo], passages, question)
-    assert claim.statement == f"One article reports: “{slated.rstrip('.')}”"
-    assert claim.citations[0].quote == slated
-    answer = DraftClaim("Steve Witkoff was due in Russia later this week", (cite(passages, 1, slated),))
-    assert verify([answer], passages, question)[0].statement == answer.statement
+    claim = claim_on(passages, slated, "Steve Witkoff is still on his way to Russia", question)
+    assert (claim.statement, claim.citations[0].quote) == (as_quote(slated), slated)
+    answer = "Steve Witkoff was due in Russia later this week"
+    assert claim_on(passages, slated, answer, question).statement == answer
 
 
 def test_a_statement_that_misquotes_its_evidence_is_replaced_by_it():
@@ -180,11 +187,9 @@ def test_a_statement_that_misquotes_its_evidence_is_replaced_by_it():
     question = "How badly was Sudzha destroyed?"
 
     def statement(text: str) -> str:
-        return verify([DraftClaim(text, (cite(passages, 1, completely),))], passages, question)[0].statement
+        return claim_on(passages, completely, text, question).statement
 
-    assert statement("Sudzha was almost entirely destroyed by aerial bombardment") == (
-        f"One article reports: “{completely.rstrip('.')}”"
-    )
+    assert statement("Sudzha was almost entirely destroyed by aerial bombardment") == as_quote(completely)
     exact = "Syrsky said Russia had “almost completely destroyed” Sudzha by aerial bombardment"
     assert statement(exact) == exact
     assert statement("Russia destroyed Sudzha with aerial bombardment") == "Russia destroyed Sudzha with aerial bombardment"
@@ -205,10 +210,8 @@ def test_a_claim_that_fails_on_a_sentence_holding_the_question_quotes_that_sente
     oval = "“We’ll have to wait and see. It’s up to Russia now,” Trump stated to reporters in the Oval Office."
     passages = [passage(f"{commented} {oval}")]
     question = "What did Trump say to reporters in the Oval Office about the ceasefire?"
-    wrong_words = DraftClaim("Trump stated that the situation is now under Putin’s control", (cite(passages, 1, oval),))
-    [claim] = verify([wrong_words], passages, question)
-    assert claim.statement == f"One article reports: “{oval.rstrip('.')}”"
-    assert claim.citations[0].quote == oval
+    claim = claim_on(passages, oval, "Trump stated that the situation is now under Putin’s control", question)
+    assert (claim.statement, claim.citations[0].quote) == (as_quote(oval), oval)
     # A claim its cited sentence carries keeps its own words.
-    elsewhere = DraftClaim("Trump said the situation is now under Putin’s control", (cite(passages, 1, commented),))
-    assert verify([elsewhere], passages, "Whose control is the ceasefire situation under, according to Trump?")[0].citations[0].quote == commented
+    own_words = "Trump said the situation is now under Putin’s control"
+    assert claim_on(passages, commented, own_words, "Whose control is the situation under, per Trump?").statement == own_words
