@@ -8,7 +8,11 @@ to the question) and touch the question.
 Small models often state a fact right but cite the wrong sentence. The citation is then
 treated as a pointer that missed: the claim is re-anchored on the retrieved sentence that
 carries most of its content, if one passes the same support test (with a higher bar for
-sentences the model was neither pointed at nor shown). A claim with neither is dropped."""
+sentences the model was neither pointed at nor shown). A claim with neither is dropped.
+
+Where the check cannot vouch for the model's words but their evidence stands (words that only
+repeat the question, a misquoted quotation, true words copied from the wrong sentence while the
+cited one holds the question), the evidence is quoted in their place."""
 
 from __future__ import annotations
 
