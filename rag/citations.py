@@ -2,8 +2,8 @@
 
 The model cites sentences of the retrieved passages by number, so every quote is a whole
 sentence, verbatim, with its document offsets. A claim stands only if its cited sentences
-together carry its key content (every number, half its content words, something of what it adds
-to the question) and touch the question.
+together carry its key content (every number and name, half its content words, something of
+what it adds to the question) and touch the question.
 
 Small models often state a fact right but cite the wrong sentence. The citation is then
 treated as a pointer that missed: the claim is re-anchored on the retrieved sentence that
