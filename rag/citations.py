@@ -92,7 +92,7 @@ def _is_sentence_end(text: str, stop: re.Match) -> bool:
     return not closes_abbreviation((text[: stop.start()].rsplit(None, 1)[-1:] or [""])[0])
 
 
-def _inside_quotation(text: str, start: int, stop: re.Match) -> bool:
+def inside_quotation(text: str, start: int, stop: re.Match) -> bool:
     """Whether a stop falls inside a quotation that closes later in its paragraph: quoted
     speech of several sentences ("“We’ll have to wait and see. It’s up to Russia now,” Trump
     said") is one statement with its speaker, and a piece of it names no one. A quotation left
@@ -111,7 +111,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     """The (start, end) offsets of the text's sentences."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        if not _is_sentence_end(text, match) or _inside_quotation(text, start, match):
+        if not _is_sentence_end(text, match) or inside_quotation(text, start, match):
             continue
         spans.append((start, match.end() if match.group() != "\n\n" else match.start()))
         start = match.end()

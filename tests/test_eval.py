@@ -60,6 +60,13 @@ def test_markers_after_a_stop_inside_quotes_stay_with_their_sentence():
     ]
 
 
+def test_a_quoted_sentence_of_several_sentences_is_one_statement():
+    answer = "One article reports: ““We’ll wait and see. It’s up to Russia now,” Trump said” [1]. He left [2]."
+    assert statements_with_refs(answer) == [
+        ("One article reports: ““We’ll wait and see. It’s up to Russia now,” Trump said”.", [1]), ("He left.", [2]),
+    ]
+
+
 def judge_reply(supported: bool) -> str:
     return json.dumps({"supported": supported})
 

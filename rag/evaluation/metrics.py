@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from rag.citations import closes_abbreviation
+from rag.citations import closes_abbreviation, inside_quotation
 from rag.evaluation.dataset import EvalQuestion
 from rag.evaluation.judge import SupportJudge
 from rag.models import Answer
@@ -55,6 +55,8 @@ def statements_with_refs(answer: str) -> list[tuple[str, list[int]]]:
     for match in _SENTENCE_END.finditer(answer):
         if closes_abbreviation((answer[start : match.start()].split()[-1:] or [""])[0]):
             continue
+        if inside_quotation(answer, start, match):
+            continue  # 'One article reports: ““We’ll have to wait and see. It’s up to Russia now,” …”
         sentences.append(answer[start : match.end()])
         start = match.end()
     sentences.append(answer[start:])
