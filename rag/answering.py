@@ -19,7 +19,8 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from rag.citations import (
-    CitedSentence, ClaimVerifier, DraftClaim, quoted, render, render_claim, sentences, unmentioned_names,
+    CitedSentence, ClaimVerifier, DraftClaim, content_words, quoted, render, render_claim, sentences,
+    unmentioned_names,
 )
 from rag.embedding import MiniLMEmbedding
 from rag.llm import LLM, GenerationOptions
@@ -132,6 +133,25 @@ def counterpart_quote(
     span = numbered.spans[chosen[1]]
     sentence = " ".join(passages[span.passage - 1].text[span.start : span.end].split())
     return DraftClaim(quoted(sentence, "Another article reports"), (span,))
+
+
+def question_quote(
+    numbered: NumberedSentences, passages: list[Passage], citations: list[Citation], question: str,
+) -> DraftClaim | None:
+    """A shown sentence the answer does not cite that holds every content word of the question
+    (at least three), quoted: the small model answers from a sentence sharing one striking word
+    with the question ("create") and passes over the one that states the question whole
+    ("…discussing the potential creation of a “buffer zone” along Russia’s border with Ukraine")."""
+    asked = content_words(question)
+    if len(asked) < 3:
+        return None
+    cited = {(c.document_id, c.start, c.end) for c in citations}
+    for (n, _), span in numbered.spans.items():
+        passage = passages[n - 1]
+        text = passage.text[span.start : span.end]
+        if (passage.document_id, passage.start + span.start, passage.start + span.end) not in cited and asked <= content_words(text):
+            return DraftClaim(quoted(" ".join(text.split()), "One article reports"), (span,))
+    return None
 
 
 class SentenceSelector:
@@ -274,9 +294,12 @@ class Answerer:
                         break  # leaving the stream stops the generation: nothing more would be shown
                 yield from _verified(parser.finish(), verifier)
                 citations = [c for claim in verifier.claims for c in claim.citations]
-                quote = counterpart_quote(numbered, passages, citations, self._counterpart_similarity)
-                if quote and (claim := verifier.add(quote)):
-                    yield " " + render_claim(claim)
+                for quote in (
+                    question_quote(numbered, passages, citations, question),
+                    counterpart_quote(numbered, passages, citations, self._counterpart_similarity),
+                ):
+                    if verifier.claims and quote and (claim := verifier.add(quote)):
+                        yield " " + render_claim(claim)
             if parser.declined:
                 reason = "the model found no answer in the passages"
         answer = self._finish(verifier, reason, passages, retrieve_ms, started)

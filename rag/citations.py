@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from rag.models import Citation, Passage
 
@@ -233,19 +234,22 @@ def echoes_question(statement: str, question: str) -> bool:
     return not _added(statement, question)
 
 
-def _flat(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
+def _longest_shared_run(statement: str, quotation: str) -> str:
+    """The longest run of words the two share, in order (case and punctuation aside)."""
+    ours, theirs = re.findall(r"\w+", statement.lower()), re.findall(r"\w+", quotation.lower())
+    match = SequenceMatcher(None, ours, theirs, autojunk=False).find_longest_match(0, len(ours), 0, len(theirs))
+    return " ".join(ours[match.a : match.a + match.size])
 
 
 def misquotes(statement: str, evidence: str) -> bool:
     """Whether the statement takes words from a quotation in its evidence (at least two, and
-    half of the quotation's) without its exact words: "almost entirely destroyed" written from
-    “almost completely destroyed” puts words in someone's mouth."""
+    half of the quotation's) without their exact run: "almost entirely destroyed" written from
+    “almost completely destroyed” puts words in someone's mouth; quoting a part is fine."""
     stated = content_words(statement)
     for quotation in _QUOTATION.findall(evidence):
         words = content_words(quotation)
         shared = words & stated
-        if len(shared) >= 2 and 2 * len(shared) >= len(words) and _flat(quotation) not in _flat(statement):
+        if len(shared) >= 2 and 2 * len(shared) >= len(words) and not shared <= content_words(_longest_shared_run(statement, quotation)):
             return True
     return False
 

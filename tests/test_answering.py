@@ -184,6 +184,20 @@ def test_the_same_person_spelled_differently_in_another_article_is_quoted(answer
     assert_citations_hold(answering, answer)
 
 
+def test_a_shown_sentence_holding_the_whole_question_is_quoted_when_the_answer_passes_it_over(answering, fake_llm):
+    # The model answers from the sentence sharing "create" with the question; the one that
+    # states the question whole is quoted after it.
+    foothold = "Kyiv “aimed to create a so-called strategic foothold in the Kursk region"
+    fake_llm.script(cite(foothold, "Gerasimov said Kyiv aimed to create a so-called strategic foothold in the Kursk region."))
+    answer = answering.ask("What did Putin discuss creating along Russia's border with Ukraine?")
+    assert answer.answer.startswith(
+        "Gerasimov said Kyiv aimed to create a so-called strategic foothold in the Kursk region [1]. "
+        "One article reports: “Later, footage from Russian state media showed Putin conferring"
+    )
+    assert "“buffer zone” along Russia’s border with Ukraine” [2]." in answer.answer
+    assert_citations_hold(answering, answer)
+
+
 @pytest.mark.parametrize(("sentence", "other", "respelled"), [
     ("Gen. Oleksandr Syrsky said", "chief general Oleksandr Syrskyi hinted", True),
     ("Volodymyr Zelensky said", "President Volodymyr Zelenskyy said", True),

@@ -193,6 +193,8 @@ def test_a_statement_that_misquotes_its_evidence_is_replaced_by_it():
     exact = "Syrsky said Russia had “almost completely destroyed” Sudzha by aerial bombardment"
     assert statement(exact) == exact
     assert statement("Russia destroyed Sudzha with aerial bombardment") == "Russia destroyed Sudzha with aerial bombardment"
+    part = "Syrsky said Sudzha was completely destroyed, by aerial bombardment"  # a part of the quotation, as it stands
+    assert statement(part) == part
 
 
 def test_names_in_a_statement_must_be_in_its_evidence_or_the_question():
