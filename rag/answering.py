@@ -293,12 +293,13 @@ class Answerer:
                     if len(verifier.claims) >= MAX_CLAIMS:
                         break  # leaving the stream stops the generation: nothing more would be shown
                 yield from _verified(parser.finish(), verifier)
-                citations = [c for claim in verifier.claims for c in claim.citations]
-                for quote in (
-                    question_quote(numbered, passages, citations, question),
-                    counterpart_quote(numbered, passages, citations, self._counterpart_similarity),
+                for quoting in (
+                    lambda cited: question_quote(numbered, passages, cited, question),
+                    lambda cited: counterpart_quote(numbered, passages, cited, self._counterpart_similarity),
                 ):
-                    if verifier.claims and quote and (claim := verifier.add(quote)):
+                    # Each sees the citations before it, so no sentence is quoted twice.
+                    citations = [c for claim in verifier.claims for c in claim.citations]
+                    if citations and (quote := quoting(citations)) and (claim := verifier.add(quote)):
                         yield " " + render_claim(claim)
             if parser.declined:
                 reason = "the model found no answer in the passages"
