@@ -100,6 +100,11 @@ def names_respelled(sentence: str, other: str) -> bool:
     )
 
 
+def _is_cited(passage: Passage, span: CitedSentence, citations: list[Citation]) -> bool:
+    start, end = passage.start + span.start, passage.start + span.end
+    return any((c.document_id, c.start, c.end) == (passage.document_id, start, end) for c in citations)
+
+
 def counterpart_quote(
     numbered: NumberedSentences, passages: list[Passage], citations: list[Citation], min_similarity: float,
 ) -> DraftClaim | None:
@@ -111,12 +116,11 @@ def counterpart_quote(
     sentences' ("Russia deployed Ukrainian soldiers"). ``min_similarity`` above 1: never."""
     if min_similarity > 1:
         return None
-    cited = {(c.document_id, c.start, c.end) for c in citations}
     ours, others = [], []
     for number, vector in numbered.vectors.items():
         passage, span = passages[number[0] - 1], numbered.spans[number]
         text = passage.text[span.start : span.end]
-        if (passage.document_id, passage.start + span.start, passage.start + span.end) in cited:
+        if _is_cited(passage, span, citations):
             ours.append((passage.document_id, text, vector))
         else:
             others.append((passage.document_id, text, number, vector))
@@ -131,8 +135,7 @@ def counterpart_quote(
     if not (chosen := max(same_event or respelled, default=None)):
         return None
     span = numbered.spans[chosen[1]]
-    sentence = " ".join(passages[span.passage - 1].text[span.start : span.end].split())
-    return DraftClaim(quoted(sentence, "Another article reports"), (span,))
+    return DraftClaim(quoted(passages[span.passage - 1].text[span.start : span.end], "Another article reports"), (span,))
 
 
 def question_quote(
@@ -145,12 +148,11 @@ def question_quote(
     asked = content_words(question)
     if len(asked) < 3:
         return None
-    cited = {(c.document_id, c.start, c.end) for c in citations}
-    for (n, _), span in numbered.spans.items():
-        passage = passages[n - 1]
+    for span in numbered.spans.values():
+        passage = passages[span.passage - 1]
         text = passage.text[span.start : span.end]
-        if (passage.document_id, passage.start + span.start, passage.start + span.end) not in cited and asked <= content_words(text):
-            return DraftClaim(quoted(" ".join(text.split()), "One article reports"), (span,))
+        if not _is_cited(passage, span, citations) and asked <= content_words(text):
+            return DraftClaim(quoted(text, "One article reports"), (span,))
     return None
 
 
@@ -249,6 +251,12 @@ def _verified(drafts: list[DraftClaim], verifier: ClaimVerifier) -> Iterator[str
             yield (" " if len(verifier.claims) > 1 else "") + render_claim(claim)
 
 
+def _quote(verifier: ClaimVerifier, quote: DraftClaim | None) -> Iterator[str]:
+    """A quote closing an answer that has claims, if it passes verification."""
+    if verifier.claims and quote and (claim := verifier.add(quote)):
+        yield " " + render_claim(claim)
+
+
 # What Answerer.stream yields: pieces of verified answer text, then the whole Answer.
 AnswerEvent = str | Answer
 
@@ -293,14 +301,11 @@ class Answerer:
                     if len(verifier.claims) >= MAX_CLAIMS:
                         break  # leaving the stream stops the generation: nothing more would be shown
                 yield from _verified(parser.finish(), verifier)
-                for quoting in (
-                    lambda cited: question_quote(numbered, passages, cited, question),
-                    lambda cited: counterpart_quote(numbered, passages, cited, self._counterpart_similarity),
-                ):
-                    # Each sees the citations before it, so no sentence is quoted twice.
-                    citations = [c for claim in verifier.claims for c in claim.citations]
-                    if citations and (quote := quoting(citations)) and (claim := verifier.add(quote)):
-                        yield " " + render_claim(claim)
+                # The second quote sees the first one's citation, so no sentence is quoted twice.
+                yield from _quote(verifier, question_quote(numbered, passages, verifier.citations, question))
+                yield from _quote(verifier, counterpart_quote(
+                    numbered, passages, verifier.citations, self._counterpart_similarity,
+                ))
             if parser.declined:
                 reason = "the model found no answer in the passages"
         answer = self._finish(verifier, reason, passages, retrieve_ms, started)

@@ -255,11 +255,7 @@ def misquotes(statement: str, evidence: str) -> bool:
 
 
 def _joined(spans: list[_Span]) -> str:
-    return " ".join(" ".join(_text(span).split()) for span in spans)
-
-
-def _quoted_evidence(spans: list[_Span], source: str) -> str:
-    return quoted(_joined(spans), source)
+    return " ".join(_text(span) for span in spans)
 
 
 class ClaimVerifier:
@@ -285,7 +281,7 @@ class ClaimVerifier:
             if any(_NEGATION.search(_text(span)) for span in spans):
                 spans = []
             # Alone, "Yes" can be checked by no reader: it comes with the sentence it stands on.
-            statement = "Yes, " + _quoted_evidence(spans, "one article reports")
+            statement = "Yes, " + quoted(_joined(spans), "one article reports")
         else:
             spans = self._evidence(statement, draft)
             pointed = [] if spans else self._pointed_at_answer(draft)
@@ -293,16 +289,21 @@ class ClaimVerifier:
             if spans and pointed:
                 # True words copied from the wrong sentence, while the sentence the model
                 # pointed at holds the question: that sentence is the answer, quoted.
-                spans, statement = pointed, _quoted_evidence(pointed, "One article reports")
+                spans, statement = pointed, quoted(_joined(pointed), "One article reports")
             elif spans and (echoes_question(statement, self.question) or misquotes(statement, _joined(spans))):
                 # The check cannot vouch for these words, but the evidence stands: quote it.
-                statement = _quoted_evidence(spans, "One article reports")
+                statement = quoted(_joined(spans), "One article reports")
         if not spans or statement in self._statements:
             return None
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])
         self._statements.add(statement)
         self.claims.append(claim)
         return claim
+
+    @property
+    def citations(self) -> list[Citation]:
+        """Every citation of the claims so far, in order."""
+        return [c for claim in self.claims for c in claim.citations]
 
     def _pointed_at_answer(self, draft: DraftClaim) -> list[_Span]:
         """The one sentence the claim cites, if it holds two thirds of the question's content
@@ -368,8 +369,9 @@ def verify(
 
 
 def quoted(sentence: str, source: str) -> str:
-    """A statement that quotes a sentence verbatim, stop left out: it goes after the markers."""
-    return f"{source}: “{sentence.rstrip('.')}”"
+    """A statement that quotes a sentence verbatim (line breaks as spaces), stop left out: it
+    goes after the markers."""
+    return f"{source}: “{' '.join(sentence.split()).rstrip('.')}”"
 
 
 def render_claim(claim: VerifiedClaim) -> str:
