@@ -1,7 +1,10 @@
 """Answer latency with the embedded model over the eval questions: time to the first streamed
-text, total time, and prompt tokens per answer (counted by the llama.cpp server's tokenizer).
+text, total time, and prompt tokens per answer (counted by the llama.cpp server's tokenizer),
+beside the share of answerable questions answered with every key fact, so that a setting which
+shortens the prompt shows what it costs.
 
     python bench/answer_latency.py [--limit 46]
+    RAG_CONTEXT_SENTENCES=4 python bench/answer_latency.py   # fewer sentences shown to the model
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def main() -> None:
         service = RagService.from_settings(settings)
         service.ingest_paths([settings.seed_dir])
         server = service.llm.base_url().removesuffix("/v1")
-        first_ms, total_ms, prompt_tokens, abstained = [], [], [], 0
+        first_ms, total_ms, prompt_tokens, abstained, correct = [], [], [], 0, 0
         for question in questions:
             started = time.perf_counter()
             first = None
@@ -44,6 +47,9 @@ def main() -> None:
             total_ms.append((time.perf_counter() - started) * 1000)
             first_ms.append(first if first is not None else total_ms[-1])
             abstained += answer.abstained
+            correct += question.answerable and not answer.abstained and all(
+                fact.found_in(answer.answer) for fact in question.key_facts
+            )
             numbered = service.answerer.numbered(question.question, answer.passages)
             prompt = "\n".join(m["content"] for m in build_messages(question.question, numbered))
             count = httpx.post(f"{server}/extras/tokenize/count", json={"input": prompt}, timeout=30).json()
@@ -52,7 +58,10 @@ def main() -> None:
                   f"{prompt_tokens[-1]} prompt tokens", flush=True)
         service.close()
 
-    print(f"\nmachine: {machine()}; {len(questions)} eval questions ({abstained} abstained)\n")
+    answerable = sum(q.answerable for q in questions)
+    print(f"\nmachine: {machine()}; {len(questions)} eval questions ({abstained} abstained), "
+          f"{settings.context_sentences} sentences shown; answer correctness {correct}/{answerable}"
+          f" = {correct / max(answerable, 1):.2f}\n")
     print("| measure | p50 | p95 | target |\n|---|---|---|---|")
     print(f"| time to first streamed text | {p50(first_ms) / 1000:.1f} s | {percentile(first_ms, 0.95) / 1000:.1f} s | <= 2 s |")
     print(f"| total answer time | {p50(total_ms) / 1000:.1f} s | {percentile(total_ms, 0.95) / 1000:.1f} s | p50 <= 4 s |")
