@@ -20,6 +20,7 @@ from bench.common import REPO, machine, p50, percentile
 from rag.answering import build_messages
 from rag.config import Settings
 from rag.evaluation.dataset import load_questions
+from rag.evaluation.metrics import answer_correct
 from rag.service import RagService
 
 
@@ -47,9 +48,7 @@ def main() -> None:
             total_ms.append((time.perf_counter() - started) * 1000)
             first_ms.append(first if first is not None else total_ms[-1])
             abstained += answer.abstained
-            correct += question.answerable and not answer.abstained and all(
-                fact.found_in(answer.answer) for fact in question.key_facts
-            )
+            correct += bool(answer_correct(question, answer))
             numbered = service.answerer.numbered(question.question, answer.passages)
             prompt = "\n".join(m["content"] for m in build_messages(question.question, numbered))
             count = httpx.post(f"{server}/extras/tokenize/count", json={"input": prompt}, timeout=30).json()

@@ -75,7 +75,7 @@ def number_sentences(
     spans = {number: span for number, span in _numbered_spans(passages) if vectors is None or number in vectors}
     blocks: dict[int, list[str]] = {}
     for (n, m), span in spans.items():
-        sentence = passages[n - 1].text[span.start : span.end]
+        sentence = span.text_in(passages)
         blocks.setdefault(n, []).append(f"[{n}.{m}] {' '.join(sentence.split())}")
     return NumberedSentences("\n\n".join("\n".join(lines) for lines in blocks.values()), spans, vectors or {})
 
@@ -119,7 +119,7 @@ def counterpart_quote(
     ours, others = [], []
     for number, vector in numbered.vectors.items():
         passage, span = passages[number[0] - 1], numbered.spans[number]
-        text = passage.text[span.start : span.end]
+        text = span.text_in(passages)
         if _is_cited(passage, span, citations):
             ours.append((passage.document_id, text, vector))
         else:
@@ -135,7 +135,7 @@ def counterpart_quote(
     if not (chosen := max(same_event or respelled, default=None)):
         return None
     span = numbered.spans[chosen[1]]
-    return DraftClaim(quoted(passages[span.passage - 1].text[span.start : span.end], "Another article reports"), (span,))
+    return DraftClaim(quoted(span.text_in(passages), "Another article reports"), (span,))
 
 
 def question_quote(
@@ -149,9 +149,8 @@ def question_quote(
     if len(asked) < 3:
         return None
     for span in numbered.spans.values():
-        passage = passages[span.passage - 1]
-        text = passage.text[span.start : span.end]
-        if not _is_cited(passage, span, citations) and asked <= content_words(text):
+        text = span.text_in(passages)
+        if not _is_cited(passages[span.passage - 1], span, citations) and asked <= content_words(text):
             return DraftClaim(quoted(text, "One article reports"), (span,))
     return None
 
@@ -169,7 +168,7 @@ class SentenceSelector:
         candidates = list(_numbered_spans(passages))
         if not candidates:
             return {}
-        texts = [passages[span.passage - 1].text[span.start : span.end] for _, span in candidates]
+        texts = [span.text_in(passages) for _, span in candidates]
         vectors = self._embedder.embed([question] + texts)
         closeness = vectors[1:] @ vectors[0]
         order = np.argsort(-closeness, kind="stable")[: self._limit or None]

@@ -50,6 +50,9 @@ class CitedSentence:
     start: int  # offsets into the passage text
     end: int
 
+    def text_in(self, passages: list[Passage]) -> str:
+        return passages[self.passage - 1].text[self.start : self.end]
+
 
 @dataclass(frozen=True)
 class DraftClaim:

@@ -83,6 +83,13 @@ def retrieval_rank(question: EvalQuestion, answer: Answer, document_text: Callab
     return None
 
 
+def answer_correct(question: EvalQuestion, answer: Answer) -> bool | None:
+    """Answered, not abstained, with every key fact (None for an unanswerable question)."""
+    if not question.answerable:
+        return None
+    return not answer.abstained and all(fact.found_in(answer.answer) for fact in question.key_facts)
+
+
 def score_question(
     question: EvalQuestion, answer: Answer, latency_ms: float,
     document_text: Callable[[str], str], judge: SupportJudge | None, k: int,
@@ -109,8 +116,7 @@ def score_question(
     return QuestionScore(
         id=question.id, category=question.category, answerable=question.answerable,
         abstained=answer.abstained,
-        correct=(not answer.abstained and all(f.found_in(answer.answer) for f in question.key_facts))
-        if question.answerable else None,
+        correct=answer_correct(question, answer),
         statements=len(statements), statements_supported=supported,
         citations=cited, citations_precise=precise, quotes=len(answer.citations), citations_verbatim=verbatim,
         retrieval_rank=retrieval_rank(question, answer, document_text, k) if question.answerable else None,
