@@ -157,11 +157,19 @@ def chat(app: Context, url: str | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval/results"), show_default=True)
 @click.option("--retrieval-only", is_flag=True, help="Only retrieval figures (no LLM).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option("--check-judge", is_flag=True,
+              help="Only measure the support judge (citation precision and recall) against labelled pairs.")
+@click.option("--judge-pairs", type=click.Path(path_type=Path), default=Path("eval/judge_pairs.jsonl"), show_default=True)
 @pass_context
 def eval_command(app: Context, url: str | None, baseline: str | None, questions: Path,
-                 config_path: Path, out: Path, retrieval_only: bool, limit: int | None) -> None:
+                 config_path: Path, out: Path, retrieval_only: bool, limit: int | None,
+                 check_judge: bool, judge_pairs: Path) -> None:
     """Score answers, citations, abstention and retrieval on the eval set."""
-    from rag.evaluation.session import run_eval
+    from rag.evaluation.session import run_eval, run_judge_check
+
+    if check_judge:
+        click.echo(run_judge_check(app.settings, judge_pairs, out))
+        return
 
     results, missed = run_eval(
         app.settings, questions, config_path, out, url=url, baseline=baseline,

@@ -11,13 +11,22 @@ from rag.errors import InvalidInputError, NotFoundError
 from rag.evaluation.backends import ServiceBackend
 from rag.evaluation.dataset import KeyFact, load_questions
 from rag.evaluation.judge import SupportJudge
+from rag.evaluation.judge_check import JudgePair, check_judge, load_pairs
 from rag.evaluation.metrics import score_question, statements_with_refs
+from rag.evaluation.report import write_reports
 from rag.models import Answer, Citation, Timings
 from rag.evaluation.runner import EvalConfig, Threshold, failures, run_system
 from tests.conftest import DOC_A, REPO, SEEDS
 from tests.fake_llm import NOT_FOUND_REPLY, cited_reply, sentence_number
 
 QUESTIONS = REPO / "eval" / "questions.jsonl"
+JUDGE_PAIRS = REPO / "eval" / "judge_pairs.jsonl"
+VANCE = ("Vice President JD Vance, while speaking in the Oval Office, mentioned that discussions are occurring "
+         "“over the phone and in person with some of our representatives in the coming days.”")
+
+
+def seed_texts() -> dict[str, str]:
+    return {p.stem: clean_text(p.read_text()).text for p in SEEDS.glob("*.txt")}
 
 
 def test_the_eval_set_is_complete_and_its_evidence_verbatim():
@@ -27,7 +36,7 @@ def test_the_eval_set_is_complete_and_its_evidence_verbatim():
     assert categories == {"single", "both", "multi", "conflict", "unanswerable"}
     assert sum(not q.answerable for q in questions) >= 8
     assert len({q.id for q in questions}) == len(questions)
-    texts = {p.stem: clean_text(p.read_text()).text for p in SEEDS.glob("*.txt")}
+    texts = seed_texts()
     for question in questions:
         for evidence in question.evidence:
             assert evidence.text in texts[evidence.document_id], (question.id, evidence.text)
@@ -87,7 +96,7 @@ def test_alce_precision_and_recall(answering, fake_llm):
     # {a} lacks the statement's number, so only {a,b} and {b} reach the judge.
     fake_llm.script(judge_reply(True), judge_reply(True))
     score = score_question(question, answer, 1.0, lambda d: doc, SupportJudge(answering.llm), k=5)
-    assert score.correct and score.statements == 1 and score.statements_supported == 1
+    assert score.correct and score.statements == 1 and score.statements_supported == 1 and score.unsupported == []
     assert score.citations == 2 and score.citations_precise == 1 and score.citations_verbatim == 2
     assert len(fake_llm.requests) == 2  # verdicts are cached, not asked twice
     evidence = fake_llm.requests[0]["messages"][-1]["content"]
@@ -112,6 +121,42 @@ def test_a_number_missing_from_the_evidence_is_unsupported_without_asking(answer
     judge = SupportJudge(answering.llm)
     assert not judge.supports(["Gerasimov said many soldiers surrendered."], "500 soldiers surrendered.")
     assert fake_llm.requests == []
+
+
+def test_a_name_missing_from_the_evidence_is_unsupported_without_asking(answering, fake_llm):
+    judge = SupportJudge(answering.llm)
+    assert not judge.supports([VANCE], "Trump said talks were taking place over the phone and in person.")
+    assert not judge.supports([VANCE], "Vance said talks were taking place in Moscow.")
+    assert fake_llm.requests == []
+    fake_llm.script(judge_reply(True))  # "One" opens the sentence; every name is in the evidence
+    assert judge.supports([VANCE], "One article says JD Vance spoke of talks over the phone and in person.")
+    assert len(fake_llm.requests) == 1
+
+
+def test_the_judge_pairs_are_labelled_both_ways_with_verbatim_evidence():
+    pairs = load_pairs(JUDGE_PAIRS)
+    assert sum(p.supported for p in pairs) >= 20 and sum(not p.supported for p in pairs) >= 20
+    assert len({(tuple(p.evidence), p.statement) for p in pairs}) == len(pairs)
+    texts = seed_texts().values()
+    for pair in pairs:
+        for sentence in pair.evidence:
+            assert any(sentence in text for text in texts), (pair.statement, sentence)
+
+
+def test_check_judge_counts_what_the_judge_accepts_on_each_side(answering, fake_llm):
+    pairs = [
+        JudgePair(evidence=[VANCE], statement="Vance said talks were happening by phone.", supported=True, kind="paraphrase"),
+        JudgePair(evidence=[VANCE], statement="Trump said talks were happening by phone.", supported=False, kind="wrong speaker"),
+        JudgePair(evidence=[VANCE], statement="Vance said talks had ended.", supported=False, kind="contradiction"),
+    ]
+    fake_llm.script(judge_reply(True), judge_reply(True))  # the wrong speaker never reaches the model
+    agreement = check_judge(SupportJudge(answering.llm), pairs)
+    assert len(fake_llm.requests) == 2
+    assert (agreement.pairs, agreement.agreement) == (3, 0.6667)
+    assert (agreement.supported_accepted, agreement.supported_pairs) == (1, 1)
+    assert (agreement.unsupported_accepted, agreement.unsupported_pairs) == (1, 2)
+    assert agreement.disagreements == [pairs[2]]
+    assert "accepted (contradiction): Vance said talks had ended." in agreement.describe()
 
 
 def test_a_verbatim_quote_of_the_evidence_naming_an_article_is_supported_without_asking(answering, fake_llm):
@@ -144,7 +189,7 @@ def test_run_through_the_service(answering, fake_llm):
     assert result.summary.verbatim_quote_rate == 1.0
 
 
-def test_unsupported_statement_counts_against_recall(answering, fake_llm):
+def test_unsupported_statement_counts_against_recall(answering, fake_llm, tmp_path):
     question = load_questions(QUESTIONS)[1]
     fake_llm.script(
         lambda r: cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(r, "430"))),
@@ -154,6 +199,9 @@ def test_unsupported_statement_counts_against_recall(answering, fake_llm):
     summary = result.summary
     assert summary.citation_recall == 0.0 and summary.citation_precision == 0.0
     assert summary.answer_correctness == 1.0 and summary.verbatim_quote_rate == 1.0
+    assert result.questions[0].unsupported == ["430 Ukrainian soldiers surrendered."]
+    _, report = write_reports([result], EvalConfig(), tmp_path)
+    assert f"- {question.id}: 430 Ukrainian soldiers surrendered." in report.read_text()
 
 
 def test_abstentions_and_thresholds(answering, fake_llm):
@@ -197,3 +245,6 @@ def test_bad_question_files_are_clear_errors(tmp_path):
         load_questions(bad)
     with pytest.raises(NotFoundError, match="no such question file"):
         load_questions(tmp_path / "none.jsonl")
+    bad.write_text('{"evidence": [], "statement": "x", "supported": true, "kind": "k"}\n')
+    with pytest.raises(InvalidInputError, match=r"(?s)q\.jsonl:1: .*evidence"):
+        load_pairs(bad)

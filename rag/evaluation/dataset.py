@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -51,17 +51,25 @@ class EvalQuestion(BaseModel):
         return self
 
 
-def load_questions(path: Path) -> list[EvalQuestion]:
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def load_jsonl(path: Path, model: type[Record], what: str) -> list[Record]:
+    """One ``model`` per non-blank line; a bad line is an error naming the file and line."""
     if not path.is_file():
-        raise NotFoundError(f"{path}: no such question file")
-    questions = []
+        raise NotFoundError(f"{path}: no such {what} file")
+    records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            questions.append(EvalQuestion.model_validate(json.loads(line)))
+            records.append(model.model_validate(json.loads(line)))
         except (json.JSONDecodeError, ValidationError) as exc:
             raise InvalidInputError(f"{path}:{number}: {exc}") from None
-    if not questions:
-        raise InvalidInputError(f"{path}: no questions")
-    return questions
+    if not records:
+        raise InvalidInputError(f"{path}: no {what}s")
+    return records
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    return load_jsonl(path, EvalQuestion, "question")

@@ -3,11 +3,15 @@
 ALCE uses an NLI model (TRUE, T5-11B) to ask whether cited text entails a statement. No NLI
 model ships on PyPI for offline use here, so the checker asks the configured LLM (by default
 the embedded Qwen2.5-1.5B) a yes/no entailment question under a JSON schema, and first applies
-two hard rules: every number in the statement must appear in the evidence (small models miss
-this), and a statement that only quotes the evidence, verbatim, after naming an article as its
-source ("Another article reports: “…”"), is supported (the 1.5B judge rejects such quotes).
-Limits: a 1.5B judge is lenient on paraphrase and can be fooled by shared wording; its verdicts
-are a fair comparison between systems judged the same way, not a ground truth."""
+three hard rules: every number and every name (capitalised word) in the statement must appear in
+the evidence (on the labelled pairs of ``eval/judge_pairs.jsonl`` the 1.5B judge accepted wrong
+speakers, days and places: "Trump said…" against a sentence where Vance did), and a statement
+that only quotes the evidence, verbatim, after naming an article as its source ("Another
+article reports: “…”"), is supported (the 1.5B judge rejects such quotes).
+Limits: the judge still accepts some claims the evidence only predicts or calls uncertain, and
+a name given in an earlier sentence ("…, he added") is not in the evidence; ``rag eval
+--check-judge`` measures its agreement with the labelled pairs. Its verdicts are a fair
+comparison between systems judged the same way, not a ground truth."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import json
 import re
 from functools import lru_cache
 
-from rag.citations import numbers
+from rag.citations import content_words, numbers
 from rag.llm import LLM
 
 JUDGE_PROMPT = (
@@ -37,6 +41,17 @@ def _as_rendered(text: str) -> str:
     return _STOP_BEFORE_CLOSING_QUOTES.sub("", " ".join(text.split()))
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]+")
+# Words that open a sentence without naming anyone ("One article…", "Later, …").
+_OPENERS = content_words("One Another Both Later Earlier Meanwhile However While Since Although Yes")
+
+
+def _names(statement: str) -> set[str]:
+    """Stems of the statement's capitalised words, its first included: unlike the answer's own
+    check, the judge is not told the question, and "Trump said…" must find Trump in the evidence."""
+    return content_words(" ".join(_CAPITALISED.findall(statement))) - _OPENERS
+
+
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
 
@@ -53,6 +68,8 @@ class SupportJudge:
     def _judge(self, evidence: tuple[str, ...], statement: str) -> bool:
         joined = "\n".join(f"- {text}" for text in evidence)
         if not numbers(statement) <= numbers(joined):
+            return False
+        if not _names(statement) <= content_words(joined):
             return False
         if quoted := _SOURCE_QUOTE.fullmatch(statement.strip()):
             quote = _as_rendered(quoted.group("quote")).rstrip(".")

@@ -33,6 +33,7 @@ class QuestionScore(BaseModel):
     retrieval_rank: int | None  # 1-based rank of the first passage holding gold evidence
     latency_ms: float
     answer: str
+    unsupported: list[str] = []  # statements whose citations together do not support them
 
 
 class Summary(BaseModel):
@@ -97,13 +98,16 @@ def score_question(
     by_ref = {c.ref: c for c in answer.citations}
     statements = [] if answer.abstained else statements_with_refs(answer.answer)
     supported = precise = cited = 0
+    unsupported = []
     for text, refs in statements:
         quotes = [by_ref[r].quote for r in dict.fromkeys(refs) if r in by_ref]
         cited += len(quotes)
-        if judge is None or not quotes:
+        if judge is None:
             continue
-        whole = judge.supports(quotes, text)
+        whole = judge.supports(quotes, text)  # no quotes: unsupported
         supported += whole
+        if not whole:
+            unsupported.append(text)
         for quote in quotes:
             rest = [q for q in quotes if q is not quote]
             alone = judge.supports([quote], text)
@@ -120,7 +124,7 @@ def score_question(
         statements=len(statements), statements_supported=supported,
         citations=cited, citations_precise=precise, quotes=len(answer.citations), citations_verbatim=verbatim,
         retrieval_rank=retrieval_rank(question, answer, document_text, k) if question.answerable else None,
-        latency_ms=round(latency_ms, 1), answer=answer.answer,
+        latency_ms=round(latency_ms, 1), answer=answer.answer, unsupported=unsupported,
     )
 
 

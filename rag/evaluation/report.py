@@ -63,6 +63,10 @@ def write_reports(
             lines.append(f"| {q.id} | {q.category} | {outcome} | {q.retrieval_rank or ''} | "
                          f"{q.latency_ms / 1000:.1f} | {answer} |")
         lines.append("")
+        rejected = [(q.id, text) for q in result.questions for text in q.unsupported]
+        if rejected:
+            lines += ["Statements the judge found unsupported by their citations:", ""]
+            lines += [f"- {qid}: {text}" for qid, text in rejected] + [""]
     md_path = out_dir / "eval.md"
     md_path.write_text("\n".join(lines), encoding="utf-8")
     return json_path, md_path

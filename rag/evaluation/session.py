@@ -12,6 +12,7 @@ from rag.config import Settings
 from rag.evaluation.backends import EvalBackend, HttpBackend, ServiceBackend
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.judge import SupportJudge
+from rag.evaluation.judge_check import check_judge, load_pairs
 from rag.evaluation.report import markdown_table, write_reports
 from rag.evaluation.runner import SystemResult, failures, load_config, run_retrieval, run_system
 from rag.llm import LLM
@@ -81,3 +82,18 @@ def run_eval(
     missed = failures(results[0], config, figures)
     table = markdown_table(results, config, figures)
     return f"{table}\n\nwrote {json_path} and {md_path}", missed
+
+
+def run_judge_check(settings: Settings, pairs_path: Path, out_dir: Path) -> str:
+    """The support judge, on the configured LLM, against the labelled pairs; writes judge.json."""
+    pairs = load_pairs(pairs_path)
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        llm = LLM(eval_settings(settings, Path(tmp)))
+        try:
+            agreement = check_judge(SupportJudge(llm), pairs)
+        finally:
+            llm.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "judge.json"
+    json_path.write_text(agreement.model_dump_json(indent=2), encoding="utf-8")
+    return f"{agreement.describe()}\n\nwrote {json_path}"
