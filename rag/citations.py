@@ -223,6 +223,17 @@ def named(statement: str) -> set[str]:
     }
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]+")
+# Words that open a sentence without naming anyone ("One article…", "Later, …").
+_OPENERS = content_words("One Another Both Later Earlier Meanwhile However While Since Although Yes")
+
+
+def all_names(statement: str) -> set[str]:
+    """Stems of every capitalised word, the first one too: stricter than ``named``, for checks
+    that must not let "Trump said…" stand on a sentence where Vance did."""
+    return content_words(" ".join(_CAPITALISED.findall(statement))) - _OPENERS
+
+
 def _added(statement: str, question: str) -> set[str]:
     """The statement's content words and figures the question does not already hold, on
     shorter stems so "retaken" meets "retaking"."""
@@ -259,6 +270,21 @@ def misquotes(statement: str, evidence: str) -> bool:
 
 def _joined(spans: list[_Span]) -> str:
     return " ".join(_text(span) for span in spans)
+
+
+def _with_names_before(spans: list[_Span], statement: str) -> list[_Span]:
+    """Cited sentences that leave a name of the statement to the sentence before them, quoted
+    from that sentence on: "Any captured prisoners should be treated as terrorists, he added"
+    shows a reader who said it only after "“The previous status … must be restored,” Putin said."."""
+    missing = all_names(statement) - content_words(_joined(spans))
+    widened = []
+    for span in spans:
+        before = [start for start, end in sentences(span.passage.text) if end <= span.start]
+        if missing and before and missing & content_words(span.passage.text[before[-1] : span.start]):
+            missing -= content_words(span.passage.text[before[-1] : span.start])
+            span = _Span(span.passage, before[-1], span.end)
+        widened.append(span)
+    return widened
 
 
 class ClaimVerifier:
@@ -298,6 +324,7 @@ class ClaimVerifier:
                 statement = quoted(_joined(spans), "One article reports")
         if not spans or statement in self._statements:
             return None
+        spans = _with_names_before(spans, statement)
         claim = VerifiedClaim(statement, [self._citation(span) for span in spans])
         self._statements.add(statement)
         self.claims.append(claim)

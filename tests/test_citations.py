@@ -217,3 +217,19 @@ def test_a_claim_that_fails_on_a_sentence_holding_the_question_quotes_that_sente
     # A claim its cited sentence carries keeps its own words.
     own_words = "Trump said the situation is now under Putin’s control"
     assert claim_on(passages, commented, own_words, "Whose control is the situation under, per Trump?").statement == own_words
+
+
+def test_a_cited_sentence_that_leaves_the_speaker_to_the_one_before_is_quoted_from_it():
+    said = "“The previous status along the border must be restored,” Putin said."
+    added = "Any captured prisoners should be treated as terrorists, he added."
+    text = f"Ukraine lost ground. {said} {added}"
+    passages = [passage(text)]
+    question = "How should captured prisoners be treated, according to Putin?"
+    claim = claim_on(passages, added, "Putin said captured prisoners should be treated as terrorists", question)
+    quote = claim.citations[0].quote
+    assert quote == f"{said} {added}"
+    assert claim.citations[0].start == 100 + text.index(said)  # the offsets cover the widened quote
+    # A sentence that names the speaker itself is quoted alone.
+    own = "Putin said captured prisoners should be regarded as terrorists."
+    alone = claim_on([passage(f"{said} {own}")], own, "Putin said captured prisoners should be treated as terrorists", question)
+    assert alone.citations[0].quote == own

@@ -19,7 +19,7 @@ import json
 import re
 from functools import lru_cache
 
-from rag.citations import content_words, numbers
+from rag.citations import all_names, content_words, numbers
 from rag.llm import LLM
 
 JUDGE_PROMPT = (
@@ -41,17 +41,6 @@ def _as_rendered(text: str) -> str:
     return _STOP_BEFORE_CLOSING_QUOTES.sub("", " ".join(text.split()))
 
 
-_CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]+")
-# Words that open a sentence without naming anyone ("One article…", "Later, …").
-_OPENERS = content_words("One Another Both Later Earlier Meanwhile However While Since Although Yes")
-
-
-def _names(statement: str) -> set[str]:
-    """Stems of the statement's capitalised words, its first included: unlike the answer's own
-    check, the judge is not told the question, and "Trump said…" must find Trump in the evidence."""
-    return content_words(" ".join(_CAPITALISED.findall(statement))) - _OPENERS
-
-
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
 
@@ -69,7 +58,7 @@ class SupportJudge:
         joined = "\n".join(f"- {text}" for text in evidence)
         if not numbers(statement) <= numbers(joined):
             return False
-        if not _names(statement) <= content_words(joined):
+        if not all_names(statement) <= content_words(joined):
             return False
         if quoted := _SOURCE_QUOTE.fullmatch(statement.strip()):
             quote = _as_rendered(quoted.group("quote")).rstrip(".")
