@@ -18,13 +18,11 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from rag.citations import (
-    CitedSentence, ClaimVerifier, DraftClaim, content_words, quoted, render, render_claim, sentences,
-    unmentioned_names,
-)
+from rag.citations import CitedSentence, ClaimVerifier, DraftClaim, quoted, render, render_claim, sentences
 from rag.embedding import MiniLMEmbedding
 from rag.llm import LLM, GenerationOptions
 from rag.models import Answer, Citation, Passage, Timings
+from rag.support import content_words, unmentioned_names
 
 MAX_CLAIMS = 3
 NOT_FOUND = "The articles do not contain the answer to this question."

@@ -19,7 +19,7 @@ import json
 import re
 from functools import lru_cache
 
-from rag.citations import all_names, content_words, numbers
+from rag.support import all_names, content_words, numbers
 from rag.llm import LLM
 
 JUDGE_PROMPT = (

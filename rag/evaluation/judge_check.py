@@ -46,13 +46,13 @@ def load_pairs(path: Path) -> list[JudgePair]:
 
 
 def check_judge(judge: SupportJudge, pairs: list[JudgePair]) -> JudgeAgreement:
-    verdicts = [judge.supports(pair.evidence, pair.statement) for pair in pairs]
-    supported = [v for v, p in zip(verdicts, pairs) if p.supported]
-    unsupported = [v for v, p in zip(verdicts, pairs) if not p.supported]
+    verdicts = [(judge.supports(pair.evidence, pair.statement), pair) for pair in pairs]
+    on_true = [accepted for accepted, pair in verdicts if pair.supported]
+    on_false = [accepted for accepted, pair in verdicts if not pair.supported]
+    disagreements = [pair for accepted, pair in verdicts if accepted != pair.supported]
     return JudgeAgreement(
-        pairs=len(pairs),
-        agreement=round(sum(v == p.supported for v, p in zip(verdicts, pairs)) / len(pairs), 4),
-        supported_pairs=len(supported), supported_accepted=sum(supported),
-        unsupported_pairs=len(unsupported), unsupported_accepted=sum(unsupported),
-        disagreements=[p for v, p in zip(verdicts, pairs) if v != p.supported],
+        pairs=len(pairs), agreement=round(1 - len(disagreements) / len(pairs), 4),
+        supported_pairs=len(on_true), supported_accepted=sum(on_true),
+        unsupported_pairs=len(on_false), unsupported_accepted=sum(on_false),
+        disagreements=disagreements,
     )
