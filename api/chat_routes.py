@@ -42,7 +42,7 @@ async def chat_completions(body: ChatCompletionRequest, service: ServiceDep):
     the final chunk carries `citations`."""
     messages = [ChatMessage(role=m.role, content=m.text()) for m in body.messages]
     options = GenerationOptions(temperature=body.temperature, max_tokens=body.max_tokens)
-    question, events = await run_in_threadpool(service.chat, messages, options, body.top_k, body.document_ids)
+    question, events = await run_in_threadpool(service.chat, messages, options, body.top_k, body.search_filter())
     # The first event is awaited here, so an unreachable LLM is a 503, not a broken stream.
     first = await run_in_threadpool(next, events)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

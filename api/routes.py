@@ -17,10 +17,10 @@ from api.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from rag.documents import decode_article
 from rag.errors import InvalidInputError
-from rag.models import Answer, Document, Health, IngestResult
-from rag.service import ArticleInput, RagService
+from rag.loading import parse_article, slug
+from rag.models import Answer, ArticleInput, Document, Health, IngestResult
+from rag.service import RagService
 
 
 async def get_service(request: Request) -> RagService:
@@ -81,12 +81,14 @@ async def _read_article(request: Request, max_bytes: int) -> ArticleInput:
             raise InvalidInputError("multipart upload needs a 'file' field")
         # One byte over the limit is enough to refuse, without reading a huge upload whole.
         data = await upload.read(max_bytes + 1)
-        name = upload.filename or "upload"
-        default_id = name.rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
+        name = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
+        article = parse_article(data, name, max_bytes)
+        stem = name.rsplit(".", 1)[0]
         return ArticleInput(
-            text=decode_article(data, name, max_bytes),
-            document_id=str(form.get("id") or "") or default_id,
-            title=str(form.get("title") or "") or None,
+            text=article.text,
+            document_id=str(form.get("id") or "") or (slug(stem) if stem else None),
+            title=str(form.get("title") or "") or article.title,
+            metadata=article.metadata,
         )
     try:
         body = DocumentCreate.model_validate_json(await request.body())
@@ -102,12 +104,12 @@ def list_documents(service: ServiceDep) -> DocumentList:
     return DocumentList(documents=service.list_documents())
 
 
-@router.get("/v1/documents/{document_id}", tags=["documents"])
+@router.get("/v1/documents/{document_id:path}", tags=["documents"])
 def get_document(document_id: str, service: ServiceDep) -> Document:
     return service.get_document(document_id)
 
 
-@router.delete("/v1/documents/{document_id}", tags=["documents"])
+@router.delete("/v1/documents/{document_id:path}", tags=["documents"])
 def delete_document(document_id: str, service: ServiceDep) -> Deleted:
     service.delete_document(document_id)
     return Deleted(id=document_id)
@@ -115,11 +117,11 @@ def delete_document(document_id: str, service: ServiceDep) -> Deleted:
 
 @router.post("/v1/retrieve", tags=["retrieval"])
 def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
-    passages = service.retrieve(body.query, body.top_k, body.document_ids)
+    passages = service.retrieve(body.query, body.top_k, body.search_filter())
     return RetrieveResponse(query=body.query, passages=passages)
 
 
 @router.post("/v1/ask", tags=["answers"])
 def ask(body: AskRequest, service: ServiceDep) -> Answer:
     """Answer from the retrieved passages with verified citations, or abstain."""
-    return service.ask(body.question, body.top_k, body.document_ids)
+    return service.ask(body.question, body.top_k, body.search_filter())

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from rag.models import Citation, DocumentInfo, MetadataValue, Passage
+from rag.errors import InvalidInputError
+from rag.models import Citation, DocumentInfo, MetadataValue, Passage, SearchFilter
 
+
+class FilterFields(BaseModel):
+    """Which articles a request may draw on; every field optional, all must hold."""
+
+    document_ids: list[str] | None = Field(None, description="Only these documents (or their aliases).")
+    where: dict[str, MetadataValue] | None = Field(
+        None, description="Metadata that must be equal, e.g. {\"section\": \"business\", \"source\": \"BBC\"}."
+    )
+    date_from: date | None = Field(None, description="Published on or after this day (articles with a date only).")
+    date_to: date | None = Field(None, description="Published on or before this day.")
+
+    def search_filter(self) -> SearchFilter | None:
+        try:
+            search = SearchFilter(document_ids=self.document_ids, where=self.where or {},
+                                  date_from=self.date_from, date_to=self.date_to)
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid filter: {exc.errors()[0]['msg']}") from None
+        return None if search.is_empty else search
 
 
 class DocumentCreate(BaseModel):
@@ -26,10 +46,9 @@ class Deleted(BaseModel):
     deleted: bool = True
 
 
-class RetrieveRequest(BaseModel):
+class RetrieveRequest(FilterFields):
     query: str = Field(min_length=1, description="What to search for.")
     top_k: int | None = Field(None, ge=1, le=50)
-    document_ids: list[str] | None = Field(None, description="Search only these documents.")
 
 
 class RetrieveResponse(BaseModel):
@@ -41,10 +60,9 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class AskRequest(BaseModel):
+class AskRequest(FilterFields):
     question: str = Field(min_length=1, description="A question about the ingested articles.")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
-    document_ids: list[str] | None = Field(None, description="Answer only from these documents.")
 
 
 # --- OpenAI-compatible chat ------------------------------------------------------------------
@@ -61,14 +79,13 @@ class ChatMessageIn(BaseModel):
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(FilterFields):
     model: str | None = Field(None, description="Accepted for compatibility; the service answers.")
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
-    document_ids: list[str] | None = None
 
 
 class ChatCompletionMessage(BaseModel):

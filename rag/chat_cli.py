@@ -14,7 +14,7 @@ import click
 
 from rag.chat import ChatMessage
 from rag.errors import LLMUnavailableError, RagError
-from rag.models import Answer, Citation, Passage
+from rag.models import Answer, Citation, Passage, SearchFilter
 
 HELP = """commands:
   /sources  the passages the last answer was drawn from
@@ -33,12 +33,21 @@ class Reply:
     rewritten_question: str = ""
 
 
+def source_line(citation: Citation | Passage) -> str:
+    """Where a citation or passage comes from: its id and offsets, then title, date and source
+    when the article has them."""
+    about = [citation.title] if citation.title else []
+    about += [str(citation.metadata[key]) for key in ("date", "source") if citation.metadata.get(key)]
+    return f"{citation.document_id} [{citation.start}:{citation.end}]" + (f" {' · '.join(about)}" if about else "")
+
+
 class InProcessChat:
-    def __init__(self, service) -> None:
+    def __init__(self, service, search: SearchFilter | None = None) -> None:
         self.service = service
+        self.search = search
 
     def stream(self, history: list[ChatMessage], reply: Reply) -> Iterator[str]:
-        question, events = self.service.chat(history)
+        question, events = self.service.chat(history, search=self.search)
         reply.rewritten_question = question
         for event in events:
             if isinstance(event, Answer):
@@ -50,16 +59,20 @@ class InProcessChat:
 class RemoteChat:
     """A running server's /v1/chat/completions, through the official openai client."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, search: SearchFilter | None = None) -> None:
         import openai
 
         self._openai = openai
+        # The service's own request fields beside OpenAI's.
+        self.extra_body = search.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if search else {}
         self.client = openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key="not-needed", max_retries=0)
 
     def stream(self, history: list[ChatMessage], reply: Reply) -> Iterator[str]:
         messages = [{"role": m.role, "content": m.content} for m in history]
         try:
-            stream = self.client.chat.completions.create(model="rag-news", messages=messages, stream=True)
+            stream = self.client.chat.completions.create(
+                model="rag-news", messages=messages, stream=True, extra_body=self.extra_body or None,
+            )
             with stream:
                 for chunk in stream:
                     extra = chunk.model_extra or {}
@@ -115,7 +128,8 @@ def run_chat(backend: InProcessChat | RemoteChat, read_line: Callable[[str], str
             continue
         click.echo()
         for citation in reply.citations:
-            click.echo(f"  [{citation.ref}] {citation.document_id} [{citation.start}:{citation.end}] “{citation.quote}”")
+            click.echo(f"  [{citation.ref}] {source_line(citation)}")
+            click.echo(f"      “{citation.quote}”")
         history.append(ChatMessage("assistant", reply.text))
         last = reply
 

@@ -249,6 +249,7 @@ class ClaimVerifier:
         return Citation(
             ref=ref, document_id=span.passage.document_id, title=span.passage.title,
             chunk_id=span.passage.chunk_id, quote=_text(span), start=start, end=end,
+            metadata=span.passage.metadata,
         )
 
 

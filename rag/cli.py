@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from rag.chat_cli import source_line
 from rag.config import Settings
 from rag.errors import RagError
 
@@ -49,28 +50,71 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--metadata", "metadata_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Metadata for every article ingested (repeatable), e.g. --metadata source=BBC.")
+@click.option("--progress-every", type=click.IntRange(1), default=100, show_default=True,
+              help="Without a terminal: a progress line every N files.")
+@click.option("--verbose", "-v", is_flag=True, help="A line for every article, not only the changes.")
 @pass_context
-def ingest(app: Context, paths: tuple[Path, ...]) -> None:
-    """Ingest .txt/.md files and folders of them."""
-    from rag.documents import iter_article_files
+def ingest(app: Context, paths: tuple[Path, ...], metadata_pairs: tuple[str, ...], progress_every: int,
+           verbose: bool) -> None:
+    """Ingest .txt, .md and .html files and folders of them (nested folders too).
 
-    files = list(iter_article_files(list(paths)))
-    show_bar = len(files) > 1 and sys.stderr.isatty()
-    with click.progressbar(length=len(files), label="ingesting", file=sys.stderr) if show_bar else _NoBar() as bar:
-        results = app.service.ingest_paths(files, on_each=lambda _: bar.update(1))
-    for result in results:
-        click.echo(f"{result.status:9} {result.document_id}  ({result.chunk_count} chunks)  {result.title}")
+    Ids are the path below the folder given (business/001); the first folder level is kept as the
+    article's section. A file that cannot be read is reported and the others are ingested; the exit
+    status is then 1."""
+    from rag.ingest_progress import IngestProgress
+    from rag.loading import find_article_files
+
+    metadata = _pairs(metadata_pairs, "--metadata")
+    files = list(find_article_files(list(paths)))
+    if metadata:
+        files = [file.with_metadata(metadata) for file in files]
+    with IngestProgress(len(files), sys.stderr, every=progress_every) as progress:
+        report = app.service.ingest_files(files, on_each=progress.update)
+    for result in report.results:
+        if result.status == "duplicate":
+            click.echo(f"duplicate {result.document_id} = {result.duplicate_of}  (kept as an alias)")
+        elif verbose or result.status != "unchanged":
+            click.echo(f"{result.status:9} {result.document_id}  ({result.chunk_count} chunks)  {result.title}")
+    for failure in report.failures:
+        click.echo(f"failed    {failure.file}: {failure.reason}", err=True)
+    click.echo(progress.summary(report))
+    if report.failures:
+        sys.exit(1)
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
+def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        parsed[key.strip()] = value.strip()
+    return parsed
 
-    def __exit__(self, *exc) -> None:
-        return None
 
-    def update(self, _: int) -> None:
-        return None
+def filter_options(command):
+    """--where, --since, --until and --document: the articles a search or answer may draw on."""
+    command = click.option("--document", "document_ids", multiple=True, metavar="ID",
+                           help="Only this document (repeatable).")(command)
+    command = click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Published on or before this day.")(command)
+    command = click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Published on or after this day.")(command)
+    return click.option("--where", "where_pairs", multiple=True, metavar="KEY=VALUE",
+                        help="Metadata that must match (repeatable), e.g. --where section=business.")(command)
+
+
+def search_filter(where_pairs, since, until, document_ids):
+    from rag.models import SearchFilter
+
+    try:
+        search = SearchFilter(
+            document_ids=list(document_ids) or None, where=_pairs(where_pairs, "--where"),
+            date_from=since.date() if since else None, date_to=until.date() if until else None,
+        )
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    return None if search.is_empty else search
 
 
 # Options that several commands share, spelled once.
@@ -84,29 +128,31 @@ def top_k_option(help: str):
 @cli.command()
 @click.argument("query")
 @top_k_option("Passages to return.")
+@filter_options
 @json_option
 @pass_context
-def search(app: Context, query: str, top_k: int | None, as_json: bool) -> None:
+def search(app: Context, query: str, top_k: int | None, as_json: bool, **filters) -> None:
     """Retrieve the passages that best match QUERY."""
-    passages = app.service.retrieve(query, top_k)
+    passages = app.service.retrieve(query, top_k, search_filter(**filters))
     if as_json:
         click.echo(json.dumps({"query": query, "passages": [p.model_dump() for p in passages]}, indent=2))
         return
     if not passages:
         click.echo("no passages found (is anything ingested?)")
     for rank, passage in enumerate(passages, 1):
-        click.echo(f"{rank}. {passage.document_id} [{passage.start}:{passage.end}] score={passage.score:.4f}")
+        click.echo(f"{rank}. {source_line(passage)}  score={passage.score:.4f}")
         click.echo(f"   {passage.text}")
 
 
 @cli.command()
 @click.argument("question")
 @top_k_option("Passages to give the model.")
+@filter_options
 @json_option
 @pass_context
-def ask(app: Context, question: str, top_k: int | None, as_json: bool) -> None:
+def ask(app: Context, question: str, top_k: int | None, as_json: bool, **filters) -> None:
     """Answer QUESTION from the articles, with citations."""
-    answer = app.service.ask(question, top_k)
+    answer = app.service.ask(question, top_k, search_filter(**filters))
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
@@ -114,7 +160,7 @@ def ask(app: Context, question: str, top_k: int | None, as_json: bool) -> None:
     if answer.abstained and answer.abstain_reason:
         click.echo(f"({answer.abstain_reason})")
     for citation in answer.citations:
-        click.echo(f"[{citation.ref}] {citation.document_id} [{citation.start}:{citation.end}]")
+        click.echo(f"[{citation.ref}] {source_line(citation)}")
         click.echo(f"    “{citation.quote}”")
 
 
@@ -140,12 +186,14 @@ def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--url", help="Talk to a running server (e.g. http://127.0.0.1:8000) instead of in-process.")
+@filter_options
 @pass_context
-def chat(app: Context, url: str | None) -> None:
+def chat(app: Context, url: str | None, **filters) -> None:
     """Chat about the articles: streamed answers, citations, follow-up questions."""
     from rag.chat_cli import InProcessChat, RemoteChat, is_interactive, read_line_from, run_chat
 
-    backend = RemoteChat(url) if url else InProcessChat(app.service)
+    search = search_filter(**filters)
+    backend = RemoteChat(url, search) if url else InProcessChat(app.service, search)
     run_chat(backend, read_line_from(click.get_text_stream("stdin")), is_interactive())
 
 

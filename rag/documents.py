@@ -1,26 +1,22 @@
-"""Articles in: loading files, cleaning page debris, chunking with exact character offsets."""
+"""Articles' text: cleaning page debris, document ids, chunking with exact character offsets."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from llama_index.core.node_parser import SentenceSplitter
 
-from rag.errors import (
-    DocumentTooLargeError,
-    InvalidInputError,
-    NotFoundError,
-    UnsupportedContentError,
-)
+from rag.errors import InvalidInputError
 from rag.models import Chunk
 
-TEXT_SUFFIXES = {".txt", ".md"}
-DOCUMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Segments of letters, digits, '.', '_' and '-', each starting with a letter or digit, joined by
+# '/': an archive's path below its root (business/001), never '..' or an absolute path.
+DOCUMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}$")
+MAX_DOCUMENT_ID_CHARS = 256
 PARAGRAPH_BREAK = "\n\n"
 
 # Page debris seen in scraped news: share/follow prompts, a lone emoji, a dateline cut in half.
@@ -66,49 +62,17 @@ def _is_debris(line: str) -> bool:
 
 
 def validate_document_id(document_id: str) -> str:
-    if not DOCUMENT_ID_PATTERN.match(document_id):
+    if len(document_id) > MAX_DOCUMENT_ID_CHARS or not DOCUMENT_ID_PATTERN.match(document_id):
         raise InvalidInputError(
-            f"invalid document id {document_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"invalid document id {document_id!r}: use letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit, in up to 8 parts joined by '/' (at most 256 characters)"
         )
     return document_id
-
-
-def decode_article(data: bytes, name: str, max_bytes: int) -> str:
-    """Bytes of an uploaded or read file to text, refusing what is not an article."""
-    if len(data) > max_bytes:
-        raise DocumentTooLargeError(
-            f"{name} is {len(data):,} bytes; the limit is {max_bytes:,} (RAG_MAX_DOCUMENT_BYTES)"
-        )
-    if b"\x00" in data:
-        raise UnsupportedContentError(f"{name} is a binary file, not UTF-8 text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnsupportedContentError(
-            f"{name} is not valid UTF-8 text (byte {exc.start}); convert it to UTF-8 first"
-        ) from None
 
 
 def default_title(canonical: str, limit: int = 90) -> str:
     first = canonical.split(PARAGRAPH_BREAK, 1)[0]
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
-
-
-def iter_article_files(paths: list[Path]) -> Iterator[Path]:
-    """Expand files and folders into the .txt/.md files to ingest, refusing empty ones."""
-    for path in paths:
-        if not path.exists():
-            raise NotFoundError(f"{path}: no such file or folder")
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
-            if not found:
-                raise InvalidInputError(f"{path}: folder holds no .txt or .md files")
-            yield from found
-        elif path.suffix in TEXT_SUFFIXES:
-            yield path
-        else:
-            raise InvalidInputError(f"{path}: not a .txt or .md file")
 
 
 class Chunker:

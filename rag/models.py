@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ArticleInput:
+    """An article as it arrives (a request body, an upload, a file), before cleaning."""
+
+    text: str
+    document_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
 
 
 class Chunk(BaseModel):
@@ -28,18 +39,59 @@ class DocumentInfo(BaseModel):
     sha256: str = Field(description="sha256 of the canonical (cleaned) text.")
     ingested_at: datetime
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    alias_of: str | None = Field(
+        None, description="Set when the same text is stored under this id: the article is kept "
+        "once, and this id answers with that document's text and chunks."
+    )
 
 
 class Document(DocumentInfo):
     text: str = Field(description="The canonical text all offsets refer to.")
     chunks: list[Chunk]
+    aliases: list[str] = Field(default_factory=list, description="Ids of articles with the same text.")
 
 
 class IngestResult(BaseModel):
     document_id: str
     title: str
-    status: Literal["created", "updated", "unchanged"]
+    status: Literal["created", "updated", "unchanged", "duplicate"]
     chunk_count: int
+    duplicate_of: str | None = Field(None, description="The stored article with the same text.")
+
+
+class IngestFailure(BaseModel):
+    """A file that could not be ingested, and why; the others are ingested all the same."""
+
+    file: str
+    reason: str
+
+
+class IngestReport(BaseModel):
+    results: list[IngestResult]
+    failures: list[IngestFailure] = Field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(result.status == status for result in self.results)
+
+
+class SearchFilter(BaseModel):
+    """Which articles a search may return: some ids, metadata equal to given values (section,
+    source, ...), a publication date range (articles without a date are then left out)."""
+
+    document_ids: list[str] | None = None
+    where: dict[str, MetadataValue] = Field(default_factory=dict)
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchFilter:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from is after date_to")
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        return self.document_ids is None and not self.where and not self.date_from and not self.date_to
 
 
 class Passage(BaseModel):
@@ -52,6 +104,9 @@ class Passage(BaseModel):
     start: int
     end: int
     score: float
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="The article's metadata (section, source, date, url ...)."
+    )
 
 
 class Health(BaseModel):
@@ -59,6 +114,7 @@ class Health(BaseModel):
     store: Literal["ok", "unreachable"]
     documents: int | None
     chunks: int | None
+    aliases: int | None = Field(None, description="Ids kept as aliases of a document with the same text.")
     embedding_model: str
     llm: str
     llm_status: Literal["ok", "unreachable", "starting", "unknown"] = "unknown"
@@ -75,6 +131,9 @@ class Citation(BaseModel):
     quote: str
     start: int
     end: int
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="The article's metadata (section, source, date, url ...)."
+    )
 
 
 class Timings(BaseModel):

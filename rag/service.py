@@ -12,18 +12,24 @@ from pathlib import Path
 from rag.answering import Answerer, AnswerEvent, SentenceSelector
 from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
-from rag.documents import (
-    Chunker,
-    clean_text,
-    decode_article,
-    default_title,
-    iter_article_files,
-    validate_document_id,
-)
+from rag.documents import Chunker, CleanText, clean_text, default_title, validate_document_id
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import DocumentTooLargeError, InvalidInputError, NotFoundError, RagError
 from rag.llm import LLM, GenerationOptions
-from rag.models import Answer, Chunk, Document, DocumentInfo, Health, IngestResult, MetadataValue, Passage
+from rag.loading import ArticleFile, find_article_files, read_article
+from rag.models import (
+    Answer,
+    ArticleInput,
+    Chunk,
+    Document,
+    DocumentInfo,
+    Health,
+    IngestFailure,
+    IngestReport,
+    IngestResult,
+    Passage,
+    SearchFilter,
+)
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, DocumentWrite, connect
 
@@ -31,26 +37,34 @@ log = logging.getLogger(__name__)
 
 # Chunks embedded and written to Chroma together when ingesting many articles.
 INGEST_GROUP_CHUNKS = 256
+# Files read and looked up in the store together (one registry request per batch, not per file).
+READ_BATCH_FILES = 64
 
 
 @dataclass(frozen=True)
-class ArticleInput:
-    """An article as it arrives, before cleaning."""
+class _Loaded:
+    """An article read, cleaned and named."""
 
-    text: str
-    document_id: str | None = None
-    title: str | None = None
-    metadata: dict[str, MetadataValue] | None = None
+    article: ArticleInput
+    cleaned: CleanText
+    document_id: str
 
 
 @dataclass(frozen=True)
 class _PreparedArticle:
-    """An article checked and chunked, not yet written; ``info`` is None when unchanged."""
+    """An article checked and chunked, not yet written; ``info`` is None when unchanged.
+    ``releases`` names a stored original whose text this write replaces: its aliases must then
+    hold the old text themselves."""
 
     result: IngestResult
     info: DocumentInfo | None
     text: str
     chunks: list[Chunk]
+    releases: str | None = None
+
+
+ArticleSource = tuple[str, Callable[[], ArticleInput]]  # (label for reports, reader)
+OnEach = Callable[[IngestResult | IngestFailure], None]
 
 
 class RagService:
@@ -81,39 +95,80 @@ class RagService:
     def ingest(self, article: ArticleInput) -> IngestResult:
         return self.ingest_many([article])[0]
 
-    def ingest_many(
-        self, articles: list[ArticleInput], on_each: Callable[[IngestResult], None] | None = None
-    ) -> list[IngestResult]:
-        """Ingest articles in order. All are checked before any is written; then their chunks
-        are embedded and written in groups that span articles, because the embedding model and
-        Chroma both pay per call rather than per chunk."""
-        prepared = [self._prepare_named(article, several=len(articles) > 1) for article in articles]
-        seen: set[str] = set()
-        for item in prepared:
-            if item.result.document_id in seen:
-                raise InvalidInputError(f"two articles have the id {item.result.document_id!r}")
-            seen.add(item.result.document_id)
-        results: list[IngestResult] = []
+    def ingest_many(self, articles: list[ArticleInput], on_each: OnEach | None = None) -> list[IngestResult]:
+        """Ingest articles given whole (request bodies): all are checked before any is written,
+        and the first that cannot be used is raised, naming it when there are several."""
+        several = len(articles) > 1
+        sources = [(article.document_id or "", lambda a=article: a) for article in articles]
+        return self._ingest(sources, on_each, strict=True, several=several).results
+
+    def ingest_paths(self, paths: Iterable[Path], on_each: OnEach | None = None) -> IngestReport:
+        """Ingest files and folders. A file that cannot be read or used is reported with its
+        reason and the others are ingested all the same."""
+        files = list(find_article_files(list(paths)))
+        return self.ingest_files(files, on_each)
+
+    def ingest_files(self, files: list[ArticleFile], on_each: OnEach | None = None) -> IngestReport:
+        limit = self.settings.max_document_bytes
+        sources = [(file.label, lambda f=file: read_article(f, limit)) for file in files]
+        return self._ingest(sources, on_each, strict=False)
+
+    def _ingest(
+        self, sources: list[ArticleSource], on_each: OnEach | None, strict: bool, several: bool = True,
+    ) -> IngestReport:
+        """Read, check and look up articles in batches, then embed and write their chunks in
+        groups that span articles, because the embedding model and Chroma both pay per call
+        rather than per chunk. An article whose canonical text is already stored (or met earlier
+        in this run) under another id is kept as an alias of it, not a second copy."""
+        report = IngestReport(results=[])
+        originals: dict[str, str] = {}  # sha256 -> id holding that text, in this run
+        used_ids: dict[str, str] = {}  # id -> label of the article that took it, in this run
+        batch_size = len(sources) if strict else READ_BATCH_FILES
         group: list[_PreparedArticle] = []
-        group_chunks = 0
-        for item in prepared:
-            group.append(item)
-            group_chunks += len(item.chunks)
-            if group_chunks >= INGEST_GROUP_CHUNKS:
-                results += self._write_group(group, on_each)
-                group, group_chunks = [], 0
-        return results + self._write_group(group, on_each)
+        for at in range(0, len(sources), batch_size):
+            loaded = []
+            for label, read in sources[at : at + batch_size]:
+                try:
+                    item = self._load(read)
+                except (RagError, OSError) as exc:
+                    reason = exc.message if isinstance(exc, RagError) else (exc.strerror or str(exc))
+                    if strict:
+                        if several and label and isinstance(exc, RagError):
+                            raise type(exc)(f"{label}: {reason}") from None
+                        raise
+                    self._report_failure(report, on_each, label, reason)
+                    continue
+                except Exception as exc:  # a parser's own bug must not stop the other files
+                    if strict:
+                        raise
+                    log.exception("reading %s failed", label)
+                    self._report_failure(report, on_each, label, f"unexpected {type(exc).__name__}: {exc}")
+                    continue
+                if item.document_id in used_ids:
+                    message = f"two articles have the id {item.document_id!r}"
+                    if strict:
+                        raise InvalidInputError(message)
+                    self._report_failure(report, on_each, label, f"{message}: {used_ids[item.document_id]} and {label}")
+                    continue
+                used_ids[item.document_id] = label
+                loaded.append(item)
+            for item in self._prepare_batch(loaded, originals):
+                group.append(item)
+                if sum(len(g.chunks) for g in group) >= INGEST_GROUP_CHUNKS:
+                    report.results += self._write_group(group, on_each)
+                    group = []
+        report.results += self._write_group(group, on_each)
+        return report
 
-    def _prepare_named(self, article: ArticleInput, several: bool) -> _PreparedArticle:
-        """_prepare, naming the article in its error when it is one of several."""
-        try:
-            return self._prepare(article)
-        except RagError as exc:
-            if several and article.document_id:
-                raise type(exc)(f"{article.document_id}: {exc.message}") from None
-            raise
+    @staticmethod
+    def _report_failure(report: IngestReport, on_each: OnEach | None, label: str, reason: str) -> None:
+        failure = IngestFailure(file=label, reason=reason)
+        report.failures.append(failure)
+        if on_each:
+            on_each(failure)
 
-    def _prepare(self, article: ArticleInput) -> _PreparedArticle:
+    def _load(self, read: Callable[[], ArticleInput]) -> _Loaded:
+        article = read()
         size = len(article.text.encode("utf-8"))
         if size > self.settings.max_document_bytes:
             raise DocumentTooLargeError(
@@ -124,37 +179,69 @@ class RagService:
         if not cleaned.text:
             raise InvalidInputError("article text is empty once whitespace and page debris are removed")
         document_id = validate_document_id(article.document_id or f"doc-{cleaned.sha256[:16]}")
-        title = (article.title or "").strip() or default_title(cleaned.text)
-        metadata = dict(article.metadata or {})
+        return _Loaded(article, cleaned, document_id)
 
-        existing = self.store.document_info(document_id)
-        if existing and (existing.sha256, existing.title, existing.metadata) == (
-            cleaned.sha256, title, metadata
-        ):
+    def _prepare_batch(self, loaded: list[_Loaded], originals: dict[str, str]) -> list[_PreparedArticle]:
+        existing = self.store.document_infos([item.document_id for item in loaded])
+        stored = self.store.originals_by_sha256([item.cleaned.sha256 for item in loaded])
+        return [self._prepare(item, existing.get(item.document_id), stored, originals) for item in loaded]
+
+    def _prepare(
+        self, item: _Loaded, existing: DocumentInfo | None, stored: dict[str, str], originals: dict[str, str],
+    ) -> _PreparedArticle:
+        cleaned, document_id = item.cleaned, item.document_id
+        title = (item.article.title or "").strip() or default_title(cleaned.text)
+        metadata = dict(item.article.metadata or {})
+        if existing and (existing.sha256, existing.title, existing.metadata) == (cleaned.sha256, title, metadata):
+            if not existing.alias_of:
+                originals.setdefault(cleaned.sha256, document_id)
             unchanged = IngestResult(
                 document_id=document_id, title=title, status="unchanged",
-                chunk_count=existing.chunk_count,
+                chunk_count=existing.chunk_count, duplicate_of=existing.alias_of,
             )
             return _PreparedArticle(unchanged, None, cleaned.text, [])
+        original = originals.get(cleaned.sha256) or stored.get(cleaned.sha256)
+        releases = document_id if existing and not existing.alias_of and existing.sha256 != cleaned.sha256 else None
+        now = datetime.now(timezone.utc)
+        if original and original != document_id:
+            info = DocumentInfo(id=document_id, title=title, chunk_count=0, sha256=cleaned.sha256,
+                                ingested_at=now, metadata=metadata, alias_of=original)
+            result = IngestResult(document_id=document_id, title=title, status="duplicate",
+                                  chunk_count=0, duplicate_of=original)
+            return _PreparedArticle(result, info, "", [], releases)
+        originals[cleaned.sha256] = document_id
         chunks = self.chunker.chunk(document_id, cleaned.text)
-        info = DocumentInfo(
-            id=document_id,
-            title=title,
-            chunk_count=len(chunks),
-            sha256=cleaned.sha256,
-            ingested_at=datetime.now(timezone.utc),
-            metadata=metadata,
-        )
-        result = IngestResult(
-            document_id=document_id, title=title,
-            status="updated" if existing else "created", chunk_count=len(chunks),
-        )
-        return _PreparedArticle(result, info, cleaned.text, chunks)
+        info = DocumentInfo(id=document_id, title=title, chunk_count=len(chunks), sha256=cleaned.sha256,
+                            ingested_at=now, metadata=metadata)
+        result = IngestResult(document_id=document_id, title=title,
+                              status="updated" if existing else "created", chunk_count=len(chunks))
+        return _PreparedArticle(result, info, cleaned.text, chunks, releases)
 
-    def _write_group(
-        self, group: list[_PreparedArticle], on_each: Callable[[IngestResult], None] | None
-    ) -> list[IngestResult]:
-        writes = [item for item in group if item.info is not None]
+    def _released_aliases(self, original: str) -> list[_PreparedArticle]:
+        """The writes that let an original's aliases stand without it (it is deleted or its text
+        changes): the first alias takes the old text and chunks, the others point at it."""
+        aliases = self.store.aliases_of(original)
+        text = self.store.document_text(original) if aliases else None
+        if not aliases or text is None:
+            return []
+        infos = self.store.document_infos(aliases)
+        heir, *rest = [infos[a] for a in aliases if a in infos]
+        chunks = self.chunker.chunk(heir.id, text)
+        writes = [_PreparedArticle(
+            IngestResult(document_id=heir.id, title=heir.title, status="updated", chunk_count=len(chunks)),
+            heir.model_copy(update={"alias_of": None, "chunk_count": len(chunks)}), text, chunks,
+        )]
+        for alias in rest:
+            writes.append(_PreparedArticle(
+                IngestResult(document_id=alias.id, title=alias.title, status="duplicate", chunk_count=0,
+                             duplicate_of=heir.id),
+                alias.model_copy(update={"alias_of": heir.id}), "", [],
+            ))
+        return writes
+
+    def _write_group(self, group: list[_PreparedArticle], on_each: OnEach | None) -> list[IngestResult]:
+        released = [w for item in group if item.releases for w in self._released_aliases(item.releases)]
+        writes = [item for item in [*group, *released] if item.info is not None]
         texts = [chunk.text for item in writes for chunk in item.chunks]
         vectors = iter(self.embedder.get_text_embedding_batch(texts) if texts else [])
         self.store.write_documents([
@@ -166,43 +253,48 @@ class RagService:
                 on_each(item.result)
         return [item.result for item in group]
 
-    def read_article_file(self, path: Path) -> ArticleInput:
-        text = decode_article(path.read_bytes(), str(path), self.settings.max_document_bytes)
-        return ArticleInput(text=text, document_id=validate_document_id(path.stem))
-
-    def ingest_paths(
-        self, paths: Iterable[Path], on_each: Callable[[IngestResult], None] | None = None
-    ) -> list[IngestResult]:
-        """Ingest files and folders. Every file is read and checked before any is written,
-        so one bad file leaves the store as it was."""
-        articles = [self.read_article_file(path) for path in iter_article_files(list(paths))]
-        return self.ingest_many(articles, on_each)
-
     def seed_if_empty(self) -> list[IngestResult]:
         if not self.settings.seed_on_empty or self.store.counts()[0] > 0:
             return []
         if not self.settings.seed_dir.is_dir():
             log.warning("seed folder %s not found; starting with an empty store", self.settings.seed_dir)
             return []
-        results = self.ingest_paths([self.settings.seed_dir])
-        log.info("ingested %d seed articles from %s", len(results), self.settings.seed_dir)
-        return results
+        report = self.ingest_paths([self.settings.seed_dir])
+        for failure in report.failures:
+            log.warning("seed article %s not ingested: %s", failure.file, failure.reason)
+        log.info("ingested %d seed articles from %s", len(report.results), self.settings.seed_dir)
+        return report.results
 
     # --- documents -----------------------------------------------------------------------
     def list_documents(self) -> list[DocumentInfo]:
         return self.store.list_documents()
 
     def get_document(self, document_id: str) -> Document:
-        info = self.store.document_info(document_id)
-        text = self.store.document_text(document_id) if info else None
-        if info is None or text is None:
+        """A document with its canonical text and chunks; an alias answers with its original's."""
+        info = self._document_info(document_id)
+        original = info.alias_of or document_id
+        text = self.store.document_text(original)
+        if text is None:
             raise NotFoundError(f"no document with id {document_id!r}")
-        return Document(**info.model_dump(), text=text, chunks=self.store.chunks_of(document_id))
+        return Document(
+            **info.model_dump(), text=text, chunks=self.store.chunks_of(original),
+            aliases=[] if info.alias_of else self.store.aliases_of(document_id),
+        )
 
     def delete_document(self, document_id: str) -> None:
-        if self.store.document_info(document_id) is None:
-            raise NotFoundError(f"no document with id {document_id!r}")
+        """Delete a document. Its aliases stay: the first takes its text and chunks."""
+        info = self._document_info(document_id)
+        if not info.alias_of:
+            released = self._released_aliases(document_id)
+            if released:
+                self._write_group(released, None)
         self.store.delete_document(document_id)
+
+    def _document_info(self, document_id: str) -> DocumentInfo:
+        info = self.store.document_info(document_id)
+        if info is None:
+            raise NotFoundError(f"no document with id {document_id!r}")
+        return info
 
     # --- retrieval -----------------------------------------------------------------------
     def check_query(self, query: str) -> str:
@@ -215,47 +307,59 @@ class RagService:
             )
         return query
 
-    def retrieve(
-        self, query: str, top_k: int | None = None, document_ids: list[str] | None = None
-    ) -> list[Passage]:
+    def check_filter(self, search: SearchFilter | None) -> SearchFilter | None:
+        """The filter with aliases named by their originals, refusing ids that do not exist."""
+        if search is None or search.document_ids is None:
+            return search
+        if not search.document_ids:
+            raise InvalidInputError("document_ids is empty: leave it out to search every document")
+        infos = self.store.document_infos(search.document_ids)
+        unknown = [d for d in search.document_ids if d not in infos]
+        if unknown:
+            raise NotFoundError(f"no document with id {unknown[0]!r}")
+        originals = list(dict.fromkeys(infos[d].alias_of or d for d in search.document_ids))
+        return search.model_copy(update={"document_ids": originals})
+
+    def retrieve(self, query: str, top_k: int | None = None, search: SearchFilter | None = None) -> list[Passage]:
         query = self.check_query(query)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise InvalidInputError("top_k must be between 1 and 50")
-        return self.retriever.retrieve(query, top_k, document_ids)
+        return self.retriever.retrieve(query, top_k, self.check_filter(search))
 
     # --- answering -----------------------------------------------------------------------
     def ask(
-        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None,
+        self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
         options: GenerationOptions | None = None,
     ) -> Answer:
         started = time.perf_counter()
-        passages = self.retrieve(question, top_k, document_ids)
+        passages = self.retrieve(question, top_k, search)
         retrieve_ms = (time.perf_counter() - started) * 1000
         return self.answerer.answer(self.check_query(question), passages, retrieve_ms, options)
 
     def ask_stream(
-        self, question: str, top_k: int | None = None, document_ids: list[str] | None = None,
+        self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
         options: GenerationOptions | None = None,
     ) -> Iterator[AnswerEvent]:
         """Like ask(), as verified pieces of text and then the Answer."""
         started = time.perf_counter()
-        passages = self.retrieve(question, top_k, document_ids)
+        passages = self.retrieve(question, top_k, search)
         retrieve_ms = (time.perf_counter() - started) * 1000
         return self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
 
     def chat(
         self, messages: list[ChatMessage], options: GenerationOptions | None = None,
-        top_k: int | None = None, document_ids: list[str] | None = None,
+        top_k: int | None = None, search: SearchFilter | None = None,
     ) -> tuple[str, Iterator[AnswerEvent]]:
         """The standalone question a conversation asks, and its streamed answer."""
         question = standalone_question(self.llm, check_messages(messages))
-        return question, self.ask_stream(question, top_k, document_ids, options)
+        return question, self.ask_stream(question, top_k, search, options)
 
     def health(self) -> Health:
         try:
             self.store.ping()
             documents, chunks = self.store.counts()
+            aliases = self.store.alias_count()
         except RagError as exc:
             return Health(
                 status="degraded", store="unreachable", documents=None, chunks=None,
@@ -263,6 +367,6 @@ class RagService:
                 detail=exc.message,
             )
         return Health(
-            status="ok", store="ok", documents=documents, chunks=chunks,
+            status="ok", store="ok", documents=documents, chunks=chunks, aliases=aliases,
             embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
         )

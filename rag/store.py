@@ -17,10 +17,9 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.config import Settings
 from rag.errors import InvalidInputError, StoreUnavailableError
-from rag.models import Chunk, DocumentInfo
+from rag.filters import article_metadata, chroma_where, chunk_fields
+from rag.models import Chunk, DocumentInfo, MetadataValue, SearchFilter
 
-# Metadata LlamaIndex keeps on every chunk; none of it may reach the vectors or the prompt.
-CHUNK_METADATA_KEYS = ["title", "chunk_index", "start", "end"]
 READ_PAGE = 5000  # chunks read from Chroma per request
 # The registry needs no vectors, but Chroma wants one per record.
 _REGISTRY_VECTOR = [1.0]
@@ -49,10 +48,11 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
 
 @dataclass(frozen=True)
 class StoredChunk:
-    """A chunk as stored, with its document's title."""
+    """A chunk as stored, with its document's title and metadata."""
 
     chunk: Chunk
     title: str
+    metadata: dict[str, MetadataValue]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class DocumentWrite:
     """One document's record and its chunks with their vectors, ready to store."""
 
     info: DocumentInfo
-    text: str
+    text: str  # empty for an alias, whose text is its original's
     chunks: list[Chunk]
     embeddings: list[list[float]]
 
@@ -99,12 +99,41 @@ class ChromaStore:
         return self._guard(self._chunks.count)
 
     def counts(self) -> tuple[int, int]:
-        """(documents, chunks)."""
-        return self._guard(lambda: (self._registry.count(), self._chunks.count()))
+        """(documents, chunks); a document's aliases are not counted."""
+        return self._guard(lambda: (self._registry.count() - len(self._alias_ids()), self._chunks.count()))
+
+    def alias_count(self) -> int:
+        return self._guard(lambda: len(self._alias_ids()))
+
+    def _alias_ids(self, original: str | None = None) -> list[str]:
+        where = {"alias_of": original} if original else {"alias_of": {"$ne": ""}}
+        return _read_all(self._registry, [], where)["ids"]
+
+    def aliases_of(self, document_id: str) -> list[str]:
+        return sorted(self._guard(lambda: self._alias_ids(document_id)))
 
     def document_info(self, document_id: str) -> DocumentInfo | None:
-        found = self._guard(lambda: self._registry.get(ids=[document_id], include=["metadatas"]))
-        return _info(found["ids"][0], found["metadatas"][0]) if found["ids"] else None
+        return self.document_infos([document_id]).get(document_id)
+
+    def document_infos(self, document_ids: list[str]) -> dict[str, DocumentInfo]:
+        """The records of those ids that exist, by id: one request for many."""
+        if not document_ids:
+            return {}
+        found = self._guard(lambda: self._registry.get(ids=list(dict.fromkeys(document_ids)), include=["metadatas"]))
+        return {i: _info(i, m) for i, m in zip(found["ids"], found["metadatas"])}
+
+    def originals_by_sha256(self, digests: list[str]) -> dict[str, str]:
+        """For each digest of canonical text stored, the id of a document (not an alias) holding it."""
+        if not digests:
+            return {}
+        found = self._guard(lambda: _read_all(
+            self._registry, ["metadatas"], where={"sha256": {"$in": sorted(set(digests))}}
+        ))
+        originals: dict[str, str] = {}
+        for document_id, meta in sorted(zip(found["ids"], found["metadatas"])):
+            if not meta.get("alias_of"):
+                originals.setdefault(meta["sha256"], document_id)
+        return originals
 
     def document_text(self, document_id: str) -> str | None:
         found = self._guard(lambda: self._registry.get(ids=[document_id], include=["documents"]))
@@ -129,11 +158,12 @@ class ChromaStore:
         return self._guard(lambda: _stored_chunks(self._chunks.get(ids=chunk_ids, include=["documents", "metadatas"])))
 
     def nearest_chunks(
-        self, embedding: list[float], k: int, document_ids: list[str] | None = None
+        self, embedding: list[float], k: int, search: SearchFilter | None = None
     ) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) of the k chunks nearest the embedding, best first. Ids
-        only: reading every candidate's text and metadata costs more than the search."""
-        where = {"document_id": {"$in": document_ids}} if document_ids else None
+        """(chunk id, cosine similarity) of the k chunks nearest the embedding that pass the
+        filter, best first. Ids only: reading every candidate's text and metadata costs more than
+        the search."""
+        where = chroma_where(search)
         found = self._guard(lambda: self._chunks.query(
             query_embeddings=[embedding], n_results=k, where=where, include=["distances"]
         ))
@@ -146,7 +176,7 @@ class ChromaStore:
         if not writes:
             return
         nodes = [
-            chunk_to_node(chunk, write.info.title, vector)
+            chunk_to_node(chunk, write.info.title, write.info.metadata, vector)
             for write in writes
             for chunk, vector in zip(write.chunks, write.embeddings)
         ]
@@ -169,7 +199,8 @@ class ChromaStore:
                 self._registry.upsert(
                     ids=document_ids,
                     embeddings=[_REGISTRY_VECTOR] * len(writes),
-                    documents=[write.text for write in writes],
+                    # Chroma refuses an empty document: an alias's record holds a space.
+                    documents=[write.text or " " for write in writes],
                     metadatas=[_registry_metadata(write.info) for write in writes],
                 )
 
@@ -219,21 +250,26 @@ def _stored_chunks(found: dict[str, list]) -> list[StoredChunk]:
                 start=int(meta["start"]), end=int(meta["end"]), text=text,
             ),
             title=str(meta.get("title", "")),
+            metadata=article_metadata(meta),
         )
         for chunk_id, text, meta in zip(found["ids"], found["documents"], found["metadatas"])
     ]
 
 
-def chunk_to_node(chunk: Chunk, title: str, embedding: list[float] | None = None) -> TextNode:
+def chunk_to_node(
+    chunk: Chunk, title: str, metadata: dict[str, MetadataValue], embedding: list[float] | None = None
+) -> TextNode:
+    fields = {"title": title, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end,
+              **chunk_fields(metadata)}
     node = TextNode(
         id_=chunk.chunk_id,
         text=chunk.text,
         embedding=embedding,
         start_char_idx=chunk.start,
         end_char_idx=chunk.end,
-        metadata={"title": title, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end},
-        excluded_embed_metadata_keys=CHUNK_METADATA_KEYS,
-        excluded_llm_metadata_keys=CHUNK_METADATA_KEYS,
+        metadata=fields,
+        excluded_embed_metadata_keys=list(fields),
+        excluded_llm_metadata_keys=list(fields),
     )
     node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=chunk.document_id)
     return node
@@ -246,6 +282,7 @@ def _registry_metadata(info: DocumentInfo) -> dict:
         "sha256": info.sha256,
         "ingested_at": info.ingested_at.isoformat(),
         "metadata_json": json.dumps(info.metadata, sort_keys=True),
+        "alias_of": info.alias_of or "",
     }
 
 
@@ -257,4 +294,5 @@ def _info(document_id: str, meta: dict) -> DocumentInfo:
         sha256=meta["sha256"],
         ingested_at=datetime.fromisoformat(meta["ingested_at"]),
         metadata=json.loads(meta.get("metadata_json") or "{}"),
+        alias_of=meta.get("alias_of") or None,
     )

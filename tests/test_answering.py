@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from chromadb.api.client import SharedSystemClient
 
+from rag.models import SearchFilter
 from rag.answering import SYSTEM_PROMPT, names_respelled, number_sentences
 from rag.service import ArticleInput
 from tests.conftest import DOC_A, DOC_B, build_answering
@@ -281,7 +282,7 @@ def test_article_text_is_data_not_instructions(tmp_path, embedder, fake_llm):
 
 def test_document_ids_limit_the_passages(answering, fake_llm):
     fake_llm.script(NOT_FOUND_REPLY)
-    answer = answering.ask("Sudzha", document_ids=[DOC_A])
+    answer = answering.ask("Sudzha", search=SearchFilter(document_ids=[DOC_A]))
     assert answer.passages and {p.document_id for p in answer.passages} == {DOC_A}
 
 
@@ -296,7 +297,7 @@ def test_ask_over_http(api, fake_llm):
     body = api.post("/v1/ask", json={"question": SUDZHA_Q}).json()
     assert set(body) >= {"answer", "abstained", "citations", "passages", "model", "timings"}
     assert set(body["timings"]) == {"retrieve_ms", "generate_ms", "total_ms"}
-    assert set(body["citations"][0]) == {"ref", "document_id", "title", "chunk_id", "quote", "start", "end"}
+    assert set(body["citations"][0]) == {"ref", "document_id", "title", "chunk_id", "quote", "start", "end", "metadata"}
 
 
 def test_llm_down_is_503_and_retrieval_still_works(api, fake_llm):
@@ -381,3 +382,20 @@ def test_sentence_selection_waits_for_the_llm_turn(tmp_path, embedder, fake_llm)
         release.set()
         service.close()
         SharedSystemClient.clear_system_cache()
+
+
+def test_filters_reach_ask_and_chat_over_http(api, fake_llm):
+    # The seeds carry no section: a filter on one leaves nothing, and the model is never asked.
+    body = api.post("/v1/ask", json={"question": SUDZHA_Q, "where": {"section": "sport"}}).json()
+    assert body["abstained"] and body["passages"] == [] and fake_llm.requests == []
+    fake_llm.script(cite(SUDZHA_QUOTE, "The Russian Defense Ministry said it retook Sudzha."))
+    body = api.post("/v1/ask", json={"question": SUDZHA_Q, "document_ids": [DOC_B]}).json()
+    assert {p["document_id"] for p in body["passages"]} == {DOC_B}
+    fake_llm.script("Which town did the Russian Defense Ministry say it retook?", NOT_FOUND_REPLY)
+    reply = api.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": SUDZHA_Q}], "document_ids": [DOC_A],
+    }).json()
+    assert reply["passages"] and {p["document_id"] for p in reply["passages"]} == {DOC_A}
+    bad = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}],
+                                                 "date_from": "2005-02-01", "date_to": "2005-01-01"})
+    assert bad.status_code == 422 and "date_from is after date_to" in bad.json()["detail"]

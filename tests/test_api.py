@@ -63,7 +63,7 @@ def test_retrieve(client):
     body = client.post("/v1/retrieve", json={"query": "How many soldiers surrendered?", "top_k": 3}).json()
     assert len(body["passages"]) == 3
     top = body["passages"][0]
-    assert set(top) == {"document_id", "title", "chunk_id", "text", "start", "end", "score"}
+    assert set(top) == {"document_id", "title", "chunk_id", "text", "start", "end", "score", "metadata"}
     assert any("430 Ukrainian soldiers" in p["text"] for p in body["passages"])
 
 
@@ -78,9 +78,8 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(client, seeded):
     assert_error(client.post("/v1/documents", json={"text": "   \n "}), 422, "empty")
     assert_error(client.post("/v1/documents", json={"title": "no text"}), 422, "text")
     assert_error(client.post("/v1/documents", content=b"{not json", headers={"content-type": "application/json"}), 422, "invalid")
-    assert_error(client.post("/v1/documents", json={"id": "a/b", "text": "x y z"}), 422, "invalid document id")
+    assert_error(client.post("/v1/documents", json={"id": "a/../b", "text": "x y z"}), 422, "invalid document id")
     assert_error(client.post("/v1/documents", files={"file": ("x.bin", b"\x00\x01\x02", "application/octet-stream")}), 415, "binary")
-    assert_error(client.post("/v1/documents", files={"file": ("x.txt", "café".encode("latin-1"), "text/plain")}), 415, "UTF-8")
     assert_error(client.post("/v1/documents", files={"other": ("x.txt", b"text", "text/plain")}), 422, "file")
     assert seeded.store.counts() == before
 
@@ -102,3 +101,47 @@ def test_empty_query_is_422(client):
     assert_error(client.post("/v1/retrieve", json={"query": "   "}), 422, "empty")
     assert_error(client.post("/v1/retrieve", json={"query": "x", "top_k": 0}), 422, "top_k")
     assert_error(client.post("/v1/retrieve", json={"query": "x" * 2001}), 422, "limit")
+
+
+SAVED_PAGE = b"""<html><head><title>Pilots strike | Baltic Courier</title>
+<meta property="og:title" content="Pilots strike"><meta name="author" content="Ewa Nowak">
+<meta property="article:published_time" content="2024-03-14"><meta property="og:site_name" content="Baltic Courier">
+</head><body><nav>Home | Sport | Subscribe</nav><article><p>Harbour pilots in Gdansk walked out on Thursday in a
+dispute over night-shift rosters, leaving fourteen cargo ships waiting at anchor outside the port.</p>
+<p>The union said talks had broken down after six weeks of negotiation with the port authority.</p></article>
+<footer>Copyright 2024 Baltic Courier</footer></body></html>"""
+
+
+def test_path_style_ids_html_uploads_metadata_and_filters(client):
+    created = client.post("/v1/documents", json={"id": "politics/2005/budget", "text": ARTICLE,
+                                                 "metadata": {"source": "wire", "date": "2005-03-16"}})
+    assert created.status_code == 201, created.text
+    assert client.get("/v1/documents/politics/2005/budget").json()["metadata"]["source"] == "wire"
+    page = client.post("/v1/documents", files={"file": ("pilots strike.html", SAVED_PAGE, "text/html")})
+    assert page.status_code == 201, page.text
+    doc = client.get(f"/v1/documents/{page.json()['document_id']}").json()
+    assert doc["id"] == "pilots-strike" and doc["title"] == "Pilots strike"
+    assert doc["metadata"] == {"author": "Ewa Nowak", "date": "2024-03-14", "source": "Baltic Courier"}
+    assert "fourteen cargo ships" in doc["text"] and "Subscribe" not in doc["text"] and "Copyright" not in doc["text"]
+
+    def ids(**fields):
+        response = client.post("/v1/retrieve", json={"query": "Gdansk pilots Turia river", "top_k": 10, **fields})
+        assert response.status_code == 200, response.text
+        return {p["document_id"] for p in response.json()["passages"]}
+
+    assert ids(where={"source": "Baltic Courier"}) == {"pilots-strike"}
+    assert ids(date_from="2005-01-01", date_to="2005-12-31") == {"politics/2005/budget"}
+    assert ids(date_from="2024-01-01") == {"pilots-strike"}
+    assert_error(client.post("/v1/retrieve", json={"query": "x", "document_ids": ["nope"]}), 404, "'nope'")
+    assert_error(client.post("/v1/retrieve", json={"query": "x", "date_from": "last week"}), 422, "date_from")
+    assert client.delete("/v1/documents/politics/2005/budget").json() == {"id": "politics/2005/budget", "deleted": True}
+    assert client.get("/v1/documents/politics/2005/budget").status_code == 404
+
+
+def test_a_duplicate_upload_is_an_alias(client):
+    first = client.post("/v1/documents", json={"id": "a", "text": ARTICLE}).json()
+    second = client.post("/v1/documents", json={"id": "b", "text": ARTICLE}).json()
+    assert first["status"] == "created" and (second["status"], second["duplicate_of"]) == ("duplicate", "a")
+    alias = client.get("/v1/documents/b").json()
+    assert alias["alias_of"] == "a" and alias["text"] == client.get("/v1/documents/a").json()["text"]
+    assert client.get("/healthz").json()["aliases"] == 1

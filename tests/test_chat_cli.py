@@ -42,9 +42,10 @@ def test_scripted_conversation_with_follow_up_and_every_command(answering, fake_
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "430 Ukrainian soldiers surrendered [1]."
-    assert lines[1].startswith(f"  [1] {DOC_A} [") and "430 Ukrainian soldiers" in lines[1]
-    assert lines[2] == "question searched: How many Ukrainian soldiers surrendered?"
-    assert lines[3].startswith("1. ") and len([l for l in lines if l[:2] in {f"{n}." for n in range(1, 6)}]) == 5
+    assert lines[1].startswith(f"  [1] {DOC_A} [") and "Kursk" in lines[1]  # id, offsets, title
+    assert lines[2].startswith("      “") and "430 Ukrainian soldiers" in lines[2]
+    assert lines[3] == "question searched: How many Ukrainian soldiers surrendered?"
+    assert lines[4].startswith("1. ") and len([l for l in lines if l[:2] in {f"{n}." for n in range(1, 6)}]) == 5
     follow_up = lines.index("Ukrainian troops fought off eight Russian assaults [1].")
     assert lines[follow_up + 1].startswith(f"  [1] {DOC_B} [")
     assert "(conversation cleared)" in lines and "commands:" in lines
@@ -96,5 +97,5 @@ def test_chat_over_http_with_the_openai_client(live_server, fake_llm, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "430 Ukrainian soldiers surrendered [1]."
     assert lines[1].startswith(f"  [1] {DOC_A} [")
-    assert lines[2] == "question searched: How many Ukrainian soldiers surrendered?"
+    assert lines[3] == "question searched: How many Ukrainian soldiers surrendered?"
     assert "Traceback" not in result.stderr

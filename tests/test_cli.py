@@ -25,8 +25,8 @@ def run(tmp_path):
 def test_ingest_search_documents_delete(run):
     ingested = run("ingest", str(SEEDS))
     assert ingested.exit_code == 0, ingested.output
-    assert ingested.output.count("created") == 2
-    assert run("ingest", str(SEEDS)).output.count("unchanged") == 2
+    assert ingested.output.count("created   ") == 2 and "2 files in" in ingested.output
+    assert "0 created, 0 updated, 2 unchanged" in run("ingest", str(SEEDS)).output
 
     found = run("search", "Which town did the Russian Defense Ministry say it retook?", "--json")
     passages = json.loads(found.output)["passages"]
@@ -67,7 +67,7 @@ def test_empty_folder_and_binary_file(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = rag_script(tmp_path, "ingest", str(empty))
-    assert result.returncode == 1 and "no .txt or .md files" in result.stderr
+    assert result.returncode == 1 and "no .txt, .md or .html files" in result.stderr
     binary = tmp_path / "photo.txt"
     binary.write_bytes(b"\x89PNG\x00\x00")
     result = rag_script(tmp_path, "ingest", str(binary))
@@ -95,3 +95,43 @@ def test_llm_down_is_a_one_line_message(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: cannot reach the LLM at {env_url}")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_an_archive_with_a_bad_file_duplicates_and_filters(tmp_path):
+    archive = tmp_path / "archive"
+    files = {
+        "business/001.txt": "Ferry profits rise\n\nProfits at the Baltic ferry operator rose 12% in the spring.",
+        "sport/001.txt": "Gdansk win cup\n\nLechia Gdansk won the cup final 2-1 after extra time.",
+        "sport/002.txt": "Gdansk win cup\n\nLechia Gdansk won the cup final 2-1 after extra time.",
+        "sport/003.txt": "Club fined\n\nThe club was fined £25,000 for ticket prices.".encode("latin-1"),
+        "sport/broken.txt": b"\x89PNG\r\n\x1a\n\x00\x00",
+    }
+    for name, content in files.items():
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        (archive / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = rag_script(tmp_path, "ingest", str(archive), "--progress-every", "2", "--metadata", "source=Wire")
+    assert result.returncode == 1, result.stderr
+    assert "failed    sport/broken.txt: broken.txt is a binary file" in result.stderr
+    assert "ingested 2/5 files" in result.stderr and "Traceback" not in result.stderr
+    assert "duplicate sport/002 = sport/001  (kept as an alias)" in result.stdout
+    assert "5 files in" in result.stdout and "3 created" in result.stdout and "1 duplicates, 1 failed" in result.stdout
+
+    found = rag_script(tmp_path, "search", "Gdansk cup fined", "--where", "section=sport", "--json")
+    passages = json.loads(found.stdout)["passages"]
+    assert {p["document_id"] for p in passages} == {"sport/001", "sport/003"}
+    assert all(p["metadata"] == {"section": "sport", "source": "Wire"} for p in passages)
+    listing = rag_script(tmp_path, "documents", "--json")
+    assert {d["id"]: d["alias_of"] for d in json.loads(listing.stdout)}["sport/002"] == "sport/001"
+    assert rag_script(tmp_path, "documents", "--delete", "sport/001").stdout.strip() == "deleted sport/001"
+    again = rag_script(tmp_path, "search", "Gdansk cup", "--json", "--document", "sport/002")
+    assert {p["document_id"] for p in json.loads(again.stdout)["passages"]} == {"sport/002"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "x", "--since", "2005-13-01"], "Invalid value for '--since'"),
+    (["search", "x", "--where", "section"], "'section' is not KEY=VALUE"),
+    (["search", "x", "--since", "2005-02-01", "--until", "2005-01-01"], "date_from is after date_to"),
+])
+def test_bad_filters_are_one_line(tmp_path, args, message):
+    result = rag_script(tmp_path, *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,14 +1,7 @@
-from pathlib import Path
-
 import pytest
 
-from rag.documents import Chunker, clean_text, decode_article, default_title, iter_article_files
-from rag.errors import (
-    DocumentTooLargeError,
-    InvalidInputError,
-    NotFoundError,
-    UnsupportedContentError,
-)
+from rag.documents import Chunker, clean_text, default_title, validate_document_id
+from rag.errors import InvalidInputError
 from tests.conftest import SEEDS
 
 
@@ -59,26 +52,17 @@ def test_chunk_ids_name_their_text(embedder):
     assert first[0].chunk_id == again[0].chunk_id != changed[0].chunk_id
 
 
-def test_decode_refuses_binary_bad_encoding_and_oversize():
-    with pytest.raises(UnsupportedContentError, match="binary"):
-        decode_article(b"\x89PNG\x00\x00", "x.png", 100)
-    with pytest.raises(UnsupportedContentError, match="UTF-8"):
-        decode_article("café".encode("latin-1"), "x.txt", 100)
-    with pytest.raises(DocumentTooLargeError, match="limit"):
-        decode_article(b"a" * 101, "x.txt", 100)
-    assert decode_article("\ufeffBOM text".encode(), "x.txt", 100) == "BOM text"
-
-
-def test_iter_article_files(tmp_path: Path):
-    with pytest.raises(NotFoundError):
-        list(iter_article_files([tmp_path / "missing"]))
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "photo.jpg").write_bytes(b"\xff")
-    with pytest.raises(InvalidInputError, match="no .txt or .md"):
-        list(iter_article_files([tmp_path / "empty"]))
-    assert [p.name for p in iter_article_files([SEEDS])] == sorted(p.name for p in SEEDS.glob("*.txt"))
-
-
 def test_default_title_is_the_first_paragraph_shortened():
     assert default_title("Short headline\n\nBody.") == "Short headline"
     assert default_title("x" * 200).endswith("…") and len(default_title("x" * 200)) == 90
+
+
+@pytest.mark.parametrize("document_id", ["business/001", "a", "2005/03/report-1.html", "x_y.z-1"])
+def test_path_style_ids_are_accepted(document_id):
+    assert validate_document_id(document_id) == document_id
+
+
+@pytest.mark.parametrize("document_id", ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/", ".hidden", "a b", "a/" * 9 + "b"])
+def test_ids_that_could_escape_or_mislead_are_refused(document_id):
+    with pytest.raises(InvalidInputError, match="invalid document id"):
+        validate_document_id(document_id)

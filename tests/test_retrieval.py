@@ -2,6 +2,8 @@
 
 import pytest
 
+from rag.models import SearchFilter
+
 QUESTIONS = [
     ("Which town did the Russian Defense Ministry say it retook?", "announcing Thursday the retaking of Sudzha"),
     ("How many Ukrainian soldiers surrendered, according to Gerasimov?", "430 Ukrainian soldiers had surrendered"),
@@ -34,7 +36,7 @@ def _texts(*pairs):
     from rag.store import StoredChunk
 
     return [
-        StoredChunk(Chunk(chunk_id=f"{doc}#{n:04d}", document_id=doc, index=n, start=0, end=len(text), text=text), "T")
+        StoredChunk(Chunk(chunk_id=f"{doc}#{n:04d}", document_id=doc, index=n, start=0, end=len(text), text=text), "T", {})
         for n, (doc, text) in enumerate(pairs)
     ]
 
@@ -53,8 +55,8 @@ def test_keyword_index_ranks_only_chunks_holding_a_query_word():
     assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
     assert all(score > 0 for _, score in found)
     assert [chunk_id for chunk_id, _ in index.search("Gdansk dockers strike", 1)] == ["a#0000"]
-    assert [chunk_id for chunk_id, _ in index.search("Gdansk", 10, document_ids=["b"])] == ["b#0003"]
-    assert index.search("Gdansk", 10, document_ids=["unknown"]) == []
+    assert [chunk_id for chunk_id, _ in index.search("Gdansk", 10, SearchFilter(document_ids=["b"]))] == ["b#0003"]
+    assert index.search("Gdansk", 10, SearchFilter(document_ids=["unknown"])) == []
     assert index.search("what is the", 10) == []  # stop words only
     assert index.search("zeppelin", 10) == []
 

@@ -64,7 +64,7 @@ def test_ingest_and_retrieve_through_a_chroma_server(chroma_server, tmp_path, em
     settings = Settings(data_dir=tmp_path / "unused", chroma_url=chroma_server)
     service = build_service(settings, embedder)
     try:
-        assert [r.status for r in service.ingest_paths([SEEDS])] == ["created", "created"]
+        assert [r.status for r in service.ingest_paths([SEEDS]).results] == ["created", "created"]
         passages = service.retrieve("Which town did the Russian Defense Ministry say it retook?")
         assert any("retaking of Sudzha" in p.text for p in passages)
         assert service.health().documents == 2
