@@ -24,7 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[local-llm,test]'
 	touch $@
 
+# The browser tests drive the system Chromium; on Debian/Ubuntu it is installed when missing.
 install: $(VENV)/.installed
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		(SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && \
+		 $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 serve: install
 	$(VENV)/bin/rag serve

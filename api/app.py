@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.chat_routes import router as chat_router
 from api.routes import router
+from api.web_routes import add_web_page
 from rag import __version__
 from rag.config import Settings
 from rag.errors import RagError
@@ -50,6 +51,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         app.state.service = service  # usable without running the lifespan (tests)
     app.include_router(router)
     app.include_router(chat_router)
+    add_web_page(app)
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:

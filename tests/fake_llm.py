@@ -5,7 +5,8 @@ the model and control exactly what came back."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -59,12 +60,33 @@ class InterruptMidStream:
         self.content = content
 
 
+class PausedStream:
+    """A streamed reply that stops after ``first`` until ``resume`` is set, so a test can look at
+    a half-written answer. Each part is text or, as a reply, a function of the request."""
+
+    def __init__(self, first: str | Callable[[dict], str], rest: str | Callable[[dict], str],
+                 resume: threading.Event, timeout: float = 30) -> None:
+        self.first, self.rest, self.resume, self.timeout = first, rest, resume, timeout
+
+    def stream(self, request: dict) -> Iterator[bytes]:
+        def text(part: str | Callable[[dict], str]) -> str:
+            return part(request) if callable(part) else part
+
+        yield _sse(text(self.first), request["model"], end=False)
+        if not self.resume.wait(self.timeout):
+            raise TimeoutError("fake LLM: the paused reply was never resumed")
+        yield _sse(text(self.rest), request["model"], begin=False)
+
+
+Reply = str | Callable[[dict], str] | Exception | PausedStream | InterruptMidStream
+
+
 class FakeChatServer:
     def __init__(self) -> None:
         self.requests: list[dict] = []
-        self.replies: list[str | Callable[[dict], str] | Exception] = []
+        self.replies: list[Reply] = []
 
-    def script(self, *replies: str | Callable[[dict], str] | Exception) -> None:
+    def script(self, *replies: Reply) -> None:
         self.replies.extend(replies)
 
     @property
@@ -84,6 +106,8 @@ class FakeChatServer:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, PausedStream):
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=reply.stream(body))
         if isinstance(reply, InterruptMidStream):
             return httpx.Response(200, headers={"content-type": "text/event-stream"},
                                   content=_interrupted(_sse(reply.content, body["model"])))
@@ -99,16 +123,17 @@ class FakeChatServer:
         })
 
 
-def _sse(content: str, model: str, piece: int = 7) -> bytes:
-    """The reply as OpenAI streams it: small content deltas, then [DONE]."""
+def _sse(content: str, model: str, piece: int = 7, begin: bool = True, end: bool = True) -> bytes:
+    """The reply as OpenAI streams it: small content deltas, then [DONE] (``begin`` and ``end``
+    off: a middle part of a stream)."""
     def event(delta: dict, finish: str | None = None) -> str:
         chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return f"data: {json.dumps(chunk)}\n\n"
 
-    parts = [event({"role": "assistant", "content": ""})]
+    parts = [event({"role": "assistant", "content": ""})] if begin else []
     parts += [event({"content": content[i : i + piece]}) for i in range(0, len(content), piece)]
-    parts += [event({}, "stop"), "data: [DONE]\n\n"]
+    parts += [event({}, "stop"), "data: [DONE]\n\n"] if end else []
     return "".join(parts).encode()
 
 
