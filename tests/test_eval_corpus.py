@@ -1,5 +1,6 @@
 """`rag eval` over a corpus folder: ingested once into a store of its own and reused; the
-command end to end (retrieval only: no LLM); the baseline over the same store. Real Chroma in
+command end to end (retrieval only: no LLM; a full run with the LLM faked at the HTTP edge);
+the baseline over the same store. Real Chroma in
 temp dirs, the real embedder."""
 
 import json
@@ -14,8 +15,12 @@ from rag.evaluation.baseline import CitationQEBackend
 from rag.evaluation.corpus import store_dir
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.runner import run_retrieval
-from rag.evaluation.session import open_store
+from rag.evaluation.session import open_store, run_eval
+from rag.llm import LLM
+from rag.service import RagService
+from rag.store import ChromaStore, connect
 from tests.conftest import REPO, SEEDS, build_service
+from tests.fake_llm import BASE_URL, NOT_FOUND_REPLY, cited_reply, sentence_number
 from tests.test_eval import BOATS, HARBOUR, OTHER, QUESTIONS, REGATTA
 
 
@@ -89,3 +94,26 @@ def test_rag_eval_retrieval_only_writes_reports_and_gates(tmp_path):
     assert (tmp_path / "out" / "eval.md").read_text().startswith("# Eval report")
     failed = runner.invoke(cli, args + ["--config", str(strict)])
     assert failed.exit_code == 3 and "below threshold: retrieval_hit_at_k" in failed.output
+
+
+def test_a_full_run_over_a_corpus_scores_by_gold_and_reports_the_judge_agreement(tmp_path, embedder, fake_llm):
+    corpus = write_corpus(tmp_path / "news")
+    question_set = tmp_path / "set.jsonl"
+    question_set.write_text(BOATS.model_dump_json() + "\n" + REGATTA.model_dump_json() + "\n")
+    settings = Settings(data_dir=tmp_path / "data", seed_dir=SEEDS, llm_base_url=BASE_URL,
+                        llm_model="fake", llm_max_retries=0)
+
+    def build(s: Settings) -> RagService:
+        return RagService(s, ChromaStore(connect(s), s.collection), embedder, LLM(s, http_client=fake_llm.client()))
+
+    fake_llm.script(lambda r: cited_reply(("412 boats were moored in the bay", sentence_number(r, "412 boats"))),
+                    NOT_FOUND_REPLY, json.dumps({"supported": True}))
+    table, missed = run_eval(settings, question_set, REPO / "eval" / "config.toml", tmp_path / "out",
+                             url=None, baseline=None, retrieval_only=False, limit=None,
+                             progress=lambda line: None, corpus=corpus, build=build)
+    SharedSystemClient.clear_system_cache()
+    assert "| citation precision | 1.00 |" in table and "| citation recall | 1.00 |" in table
+    assert "judge agreement with gold: 1.00 on 1 citations" in table
+    summary = json.loads((tmp_path / "out" / "eval.json").read_text())["systems"][0]["summary"]
+    assert (summary["held_by_gold"], summary["answer_correctness"], summary["abstention_accuracy"]) == (1, 1.0, 1.0)
+    assert len(fake_llm.requests) == 3
