@@ -198,29 +198,26 @@ def chat(app: Context, url: str | None, **filters) -> None:
 
 
 @cli.command("eval")
+@click.option("--set", "--questions", "question_set", type=click.Path(path_type=Path),
+              default=Path("eval/questions.jsonl"), show_default=True,
+              help="The question set (JSON lines with key facts and gold evidence).")
+@click.option("--corpus", type=click.Path(path_type=Path, file_okay=False),
+              help="A folder of articles to answer over, ingested once into the data dir and reused "
+                   "(default: the seed articles, in a fresh store).")
 @click.option("--url", help="Evaluate a running server instead of the service in-process.")
 @click.option("--baseline", type=click.Choice(["citation-qe"]), help="Also run a stock system, side by side.")
-@click.option("--questions", type=click.Path(path_type=Path), default=Path("eval/questions.jsonl"), show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("eval/config.toml"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval/results"), show_default=True)
 @click.option("--retrieval-only", is_flag=True, help="Only retrieval figures (no LLM).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
-@click.option("--check-judge", is_flag=True,
-              help="Only measure the support judge (citation precision and recall) against labelled pairs.")
-@click.option("--judge-pairs", type=click.Path(path_type=Path), default=Path("eval/judge_pairs.jsonl"), show_default=True)
 @pass_context
-def eval_command(app: Context, url: str | None, baseline: str | None, questions: Path,
-                 config_path: Path, out: Path, retrieval_only: bool, limit: int | None,
-                 check_judge: bool, judge_pairs: Path) -> None:
-    """Score answers, citations, abstention and retrieval on the eval set."""
-    from rag.evaluation.session import run_eval, run_judge_check
-
-    if check_judge:
-        click.echo(run_judge_check(app.settings, judge_pairs, out))
-        return
+def eval_command(app: Context, question_set: Path, corpus: Path | None, url: str | None, baseline: str | None,
+                 config_path: Path, out: Path, retrieval_only: bool, limit: int | None) -> None:
+    """Score answers, citations (against gold evidence), abstention and retrieval on a question set."""
+    from rag.evaluation.session import run_eval
 
     results, missed = run_eval(
-        app.settings, questions, config_path, out, url=url, baseline=baseline,
+        app.settings, question_set, config_path, out, url=url, baseline=baseline, corpus=corpus,
         retrieval_only=retrieval_only, limit=limit, progress=lambda line: click.echo(line, err=True),
     )
     click.echo(results)

@@ -53,7 +53,7 @@ def rag_script(tmp_path, *args):
         (["ingest", "does-not-exist"], "error: does-not-exist: no such file or folder"),
         (["search", "   "], "error: query is empty"),
         (["documents", "--delete", "nope"], "error: no document with id 'nope'"),
-        (["eval", "--check-judge", "--judge-pairs", "none.jsonl"], "error: none.jsonl: no such judge pair file"),
+        (["eval", "--set", "none.jsonl"], "error: none.jsonl: no such question file"),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):

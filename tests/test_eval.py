@@ -1,29 +1,83 @@
-"""The eval set, the scorer and `rag eval` (the LLM faked at the HTTP boundary)."""
+"""The eval: question sets, the gold-evidence scorer, the judge's place, the report, and the
+scorer's independence from the answer path (the LLM faked at the HTTP boundary). Corpus reuse
+and the `rag eval` command: tests/test_eval_corpus.py."""
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from rag.cli import cli
+from rag.config import Settings
 from rag.documents import clean_text
 from rag.errors import InvalidInputError, NotFoundError
+from rag.evaluation.agreement import judge_agreement
 from rag.evaluation.backends import ServiceBackend
-from rag.evaluation.dataset import KeyFact, load_questions
+from rag.evaluation.dataset import EvalQuestion, KeyFact, load_questions
 from rag.evaluation.judge import SupportJudge
-from rag.evaluation.judge_check import JudgePair, check_judge, load_pairs
-from rag.evaluation.metrics import score_question, statements_with_refs
+from rag.evaluation.metrics import score_question, statements_with_refs, summarise
 from rag.evaluation.report import write_reports
-from rag.models import Answer, Citation, Timings
-from rag.evaluation.runner import EvalConfig, Threshold, failures, run_system
-from tests.conftest import DOC_A, REPO, SEEDS
-from tests.fake_llm import NOT_FOUND_REPLY, cited_reply, sentence_number
+from rag.evaluation.runner import EvalConfig, SystemResult, Threshold, failures, run_system
+from rag.llm import LLM
+from rag.models import Answer, Citation, Passage, Timings
+from tests.conftest import REPO, SEEDS
+from tests.fake_llm import BASE_URL, NOT_FOUND_REPLY, cited_reply, sentence_number
 
 QUESTIONS = REPO / "eval" / "questions.jsonl"
-JUDGE_PAIRS = REPO / "eval" / "judge_pairs.jsonl"
-VANCE = ("Vice President JD Vance, while speaking in the Oval Office, mentioned that discussions are occurring "
-         "“over the phone and in person with some of our representatives in the coming days.”")
 
+# Hand-written articles (not the seeds): a report, a byte-identical copy of it under another id,
+# and a second report of the same figure in other words.
+HARBOUR = ("The harbour board met on Monday. It said 412 boats were moored in the bay, a record for "
+           "March.\n\nThe mayor called the figure “a sign of recovery.” Fishing crews plan a festival in June.")
+OTHER = "Officials counted 412 boats at anchor in the bay this week. The regatta was cancelled."
+TEXTS = {"harbour": HARBOUR, "harbour-copy": HARBOUR, "other": OTHER}
+BOATS = EvalQuestion.model_validate({
+    "id": "h1", "category": "single", "question": "How many boats were moored in the bay?", "answerable": True,
+    "reference_answer": "412.", "key_facts": [{"fact": "412", "variants": ["412"]}],
+    "evidence": [{"fact": "412", "document_id": "harbour", "text": "412 boats were moored in the bay"}],
+})
+REGATTA = EvalQuestion.model_validate({
+    "id": "h2", "category": "unanswerable", "question": "Who won the regatta?", "answerable": False,
+    "reference_answer": "The articles do not say.", "key_facts": [], "evidence": [],
+})
+FACT_SENTENCE = "It said 412 boats were moored in the bay, a record for March."
+OTHER_SENTENCE = "The harbour board met on Monday."
+
+
+def read_text(document_id: str) -> str:
+    if document_id not in TEXTS:
+        raise NotFoundError(f"no document with id {document_id!r}")
+    return TEXTS[document_id]
+
+
+def cite(ref: int, document_id: str, quote: str) -> Citation:
+    start = TEXTS[document_id].find(quote)
+    return Citation(ref=ref, document_id=document_id, title="", chunk_id="c", quote=quote,
+                    start=max(start, 0), end=max(start, 0) + len(quote))
+
+
+def answer(text: str, *citations: Citation, abstained: bool = False, passages=()) -> Answer:
+    return Answer(answer=text, abstained=abstained, citations=list(citations), passages=list(passages),
+                  model="m", timings=Timings(retrieve_ms=0, generate_ms=0, total_ms=0))
+
+
+def score(question, ans, judge=None):
+    return score_question(question, ans, 1.0, read_text, judge, k=5)
+
+
+def judge_reply(supported: bool) -> str:
+    return json.dumps({"supported": supported})
+
+
+@pytest.fixture
+def judge(fake_llm, tmp_path):
+    settings = Settings(data_dir=tmp_path / "judge", llm_base_url=BASE_URL, llm_model="fake", llm_max_retries=0)
+    llm = LLM(settings, http_client=fake_llm.client())
+    yield SupportJudge(llm)
+    llm.close()
+
+
+# --- the question set ------------------------------------------------------------------------
 
 def seed_texts() -> dict[str, str]:
     return {p.stem: clean_text(p.read_text()).text for p in SEEDS.glob("*.txt")}
@@ -32,206 +86,196 @@ def seed_texts() -> dict[str, str]:
 def test_the_eval_set_is_complete_and_its_evidence_verbatim():
     questions = load_questions(QUESTIONS)
     assert len(questions) >= 40
-    categories = {q.category for q in questions}
-    assert categories == {"single", "both", "multi", "conflict", "unanswerable"}
+    assert {q.category for q in questions} == {"single", "both", "multi", "conflict", "unanswerable"}
     assert sum(not q.answerable for q in questions) >= 8
     assert len({q.id for q in questions}) == len(questions)
     texts = seed_texts()
     for question in questions:
         for evidence in question.evidence:
             assert evidence.text in texts[evidence.document_id], (question.id, evidence.text)
-    for question in questions:
         if question.category in ("multi", "conflict"):
             assert len(question.key_facts) >= 2
         if question.category in ("both", "conflict"):
             assert len({e.document_id for e in question.evidence}) == 2
 
 
-def test_key_facts_match_whole_words_in_any_variant():
+def test_key_facts_match_whole_words_in_any_variant_case_quotes_and_inflection_aside():
     syrsky = KeyFact(fact="Syrsky", variants=["Syrsky"])
     assert syrsky.found_in("Gen. Oleksandr Syrsky said") and not syrsky.found_in("Syrskyi said")
-    assert KeyFact(fact="86%", variants=["86%", "86 percent"]).found_in("over 86 percent of it")
+    assert KeyFact(fact="86%", variants=["86%", "86 percent"]).found_in("over 86 PERCENT of it")
+    assert not KeyFact(fact="86%", variants=["86%"]).found_in("860% more")
     terrorists = KeyFact(fact="terrorists", variants=["terrorist"])
     assert terrorists.found_in("treated as terrorists") and not terrorists.found_in("terrorism")
+    assert KeyFact(fact="envoy", variants=["Trump's envoy"]).found_in("Trump’s  envoy landed")
 
 
 def test_statements_keep_their_markers():
-    answer = "Sudzha was retaken [1]. Gen. Syrsky said 430 surrendered [2][3]. Then. [4]"
-    assert statements_with_refs(answer) == [
+    assert statements_with_refs("Sudzha was retaken [1]. Gen. Syrsky said 430 surrendered [2][3]. Then. [4]") == [
         ("Sudzha was retaken.", [1]), ("Gen. Syrsky said 430 surrendered.", [2, 3]), ("Then.", [4]),
     ]
-
-
-def test_markers_after_a_stop_inside_quotes_stay_with_their_sentence():
-    answer = "He said it had “completely collapsed.” [2]. Sudzha was retaken [1]."
-    assert statements_with_refs(answer) == [
+    assert statements_with_refs("He said it had “completely collapsed.” [2]. Sudzha was retaken [1].") == [
         ("He said it had “completely collapsed.”", [2]), ("Sudzha was retaken.", [1]),
     ]
-
-
-def test_a_quoted_sentence_of_several_sentences_is_one_statement():
-    answer = "One article reports: ““We’ll wait and see. It’s up to Russia now,” Trump said” [1]. He left [2]."
-    assert statements_with_refs(answer) == [
+    quoted = "One article reports: ““We’ll wait and see. It’s up to Russia now,” Trump said” [1]. He left [2]."
+    assert statements_with_refs(quoted) == [
         ("One article reports: ““We’ll wait and see. It’s up to Russia now,” Trump said”.", [1]), ("He left.", [2]),
     ]
 
 
-def judge_reply(supported: bool) -> str:
-    return json.dumps({"supported": supported})
+# --- citations against gold evidence ---------------------------------------------------------
+
+def test_a_citation_on_the_gold_span_stating_the_fact_holds():
+    s = score(BOATS, answer("The board said 412 boats were moored [1].", cite(1, "harbour", FACT_SENTENCE)))
+    assert s.correct and (s.citations, s.citations_held, s.facts_supported) == (1, 1, 1)
+    assert s.verdicts[0].decided_by == "gold" and s.verdicts[0].basis == "gold-span"
+    assert s.citations_verbatim == 1
 
 
-def test_alce_precision_and_recall(answering, fake_llm):
-    """One statement, two citations. Together they support it; the first alone does not and
-    is not needed (the second alone does): precision 1/2, recall 1/1."""
-    question = load_questions(QUESTIONS)[1]  # 430 surrendered
-    doc = answering.get_document(DOC_A).text
-    quote_a = "Gerasimov stated that Kyiv’s aspirations of leveraging Kursk in negotiations had “completely collapsed.”"
-    quote_b = "asserting that 430 Ukrainian soldiers had surrendered"
-    citations = [
-        Citation(ref=n, document_id=DOC_A, title="", chunk_id="c", quote=q, start=doc.find(q), end=doc.find(q) + len(q))
-        for n, q in ((1, quote_a), (2, quote_b))
-    ]
-    answer = Answer(answer="430 Ukrainian soldiers surrendered [1][2].", abstained=False, citations=citations,
-                    passages=[], model="m", timings=Timings(retrieve_ms=0, generate_ms=0, total_ms=0))
-    # {a} lacks the statement's number, so only {a,b} and {b} reach the judge.
+def test_the_right_document_but_a_sentence_without_the_fact_is_rejected():
+    s = score(BOATS, answer("412 boats were moored in the bay [1].", cite(1, "harbour", OTHER_SENTENCE)))
+    assert s.correct and s.citations_held == 0 and s.facts_supported == 0
+    assert (s.verdicts[0].decided_by, s.verdicts[0].basis) == ("gold", "fact-missing")
+    assert s.citations_verbatim == 1  # verbatim, and still not held
+
+
+def test_a_duplicate_document_holding_the_same_gold_text_holds():
+    s = score(BOATS, answer("412 boats were moored [1].", cite(1, "harbour-copy", FACT_SENTENCE)))
+    assert s.citations_held == 1 and s.facts_supported == 1 and s.verdicts[0].decided_by == "gold"
+
+
+def test_gold_text_is_found_whatever_its_whitespace_and_quotes():
+    question = EvalQuestion.model_validate({
+        "id": "h3", "category": "single", "question": "What did the mayor call the figure?", "answerable": True,
+        "reference_answer": "A sign of recovery.", "key_facts": [{"fact": "recovery", "variants": ["sign of recovery"]}],
+        "evidence": [{"fact": "recovery", "document_id": "harbour", "text": 'the figure "a   sign of recovery."'}],
+    })
+    quote = "The mayor called the figure “a sign of recovery.”"
+    s = score(question, answer("The mayor saw a sign of recovery [1].", cite(1, "harbour", quote)))
+    assert s.citations_held == 1 and s.gold_missing == []
+
+
+def test_gold_text_missing_from_its_document_is_reported():
+    stale = BOATS.model_copy(update={"evidence": [
+        BOATS.evidence[0].model_copy(update={"text": "512 boats were moored in the bay"})]})
+    assert score(stale, answer("412 boats [1].", cite(1, "harbour", FACT_SENTENCE))).gold_missing == [
+        "512 boats were moored in the bay"]
+
+
+def test_an_abstention_on_an_unanswerable_question_is_right_and_cites_nothing():
+    s = score(REGATTA, answer("NOT FOUND", abstained=True))
+    summary = summarise([s])
+    assert s.correct is None and s.citations == 0
+    assert summary.abstention_accuracy == 1.0 and summary.unanswerable_abstained_rate == 1.0
+
+
+def test_citations_of_an_answer_to_an_unanswerable_question_do_not_hold():
+    s = score(REGATTA, answer("The regatta was cancelled [1].", cite(1, "other", "The regatta was cancelled.")))
+    assert s.citations_held == 0 and s.verdicts[0].basis == "unanswerable"
+    assert summarise([s]).unanswerable_abstained_rate == 0.0
+
+
+def test_the_fact_without_a_citation_is_a_correct_answer_without_recall():
+    s = score(BOATS, answer("There were 412 boats."))
+    summary = summarise([s])
+    assert s.correct and summary.answer_correctness == 1.0
+    assert summary.citation_recall == 0.0 and s.citations == 0
+
+
+def test_a_quote_not_in_its_document_is_rejected_and_not_verbatim():
+    misquote = Citation(ref=1, document_id="harbour", title="", chunk_id="c", start=0, end=20,
+                        quote="It said 412 boats were anchored in the bay.")
+    s = score(BOATS, answer("412 boats [1].", misquote))
+    assert s.citations_held == 0 and s.verdicts[0].basis == "not-in-document" and s.citations_verbatim == 0
+
+
+def test_a_second_source_outside_the_gold_spans_goes_to_the_judge_counted_apart(judge, fake_llm):
+    ans = answer("Officials counted 412 boats [1].", cite(1, "other", "Officials counted 412 boats at anchor in the bay this week."))
+    undecided = score(BOATS, ans)
+    assert undecided.citations_held == 0 and undecided.verdicts[0].decided_by == "undecided"
+    fake_llm.script(judge_reply(True))
+    judged = score(BOATS, ans, judge)
+    assert judged.citations_held == 1 and judged.facts_supported == 1
+    summary = summarise([judged])
+    assert (summary.held_by_judge, summary.held_by_gold, summary.judge_decided_rate) == (1, 0, 1.0)
+    assert "Officials counted 412 boats at anchor" in fake_llm.requests[0]["messages"][-1]["content"]
+
+
+def test_a_verbatim_quote_is_not_accepted_for_its_shape(judge, fake_llm):
+    """A statement that only quotes a sentence outside the gold spans, stating no key fact, is
+    for the judge, not accepted because its words are the document's."""
+    quote = "Fishing crews plan a festival in June."
+    fake_llm.script(judge_reply(False))
+    s = score(BOATS, answer(f"One article reports: “{quote.rstrip('.')}” [1].", cite(1, "harbour", quote)), judge)
+    assert s.citations_verbatim == 1 and s.citations_held == 0
+    assert (s.verdicts[0].decided_by, s.verdicts[0].basis) == ("judge", "no-key-fact")
+    assert len(fake_llm.requests) == 1
+
+
+def test_judge_agreement_is_measured_on_citations_gold_decided(judge, fake_llm):
+    held = score(BOATS, answer("412 boats were moored [1].", cite(1, "harbour", FACT_SENTENCE)))
+    rejected = score(BOATS, answer("412 boats were moored [1].", cite(1, "harbour", OTHER_SENTENCE)))
+    off_page = score(REGATTA, answer("The regatta was cancelled [1].", cite(1, "other", "The regatta was cancelled.")))
     fake_llm.script(judge_reply(True), judge_reply(True))
-    score = score_question(question, answer, 1.0, lambda d: doc, SupportJudge(answering.llm), k=5)
-    assert score.correct and score.statements == 1 and score.statements_supported == 1 and score.unsupported == []
-    assert score.citations == 2 and score.citations_precise == 1 and score.citations_verbatim == 2
-    assert len(fake_llm.requests) == 2  # verdicts are cached, not asked twice
-    evidence = fake_llm.requests[0]["messages"][-1]["content"]
-    assert quote_a in evidence and quote_b in evidence
-    assert fake_llm.requests[0]["response_format"]["json_schema"]["name"] == "support_verdict"
+    agreement = judge_agreement(judge, held.verdicts + rejected.verdicts + off_page.verdicts, sample=10)
+    assert agreement.sampled == 2 and len(fake_llm.requests) == 2  # the unanswerable one is left out
+    assert agreement.agreement == 0.5
+    assert (agreement.judge_accepted_held, agreement.gold_held) == (1, 1)
+    assert (agreement.judge_accepted_rejected, agreement.gold_rejected) == (1, 1)
+    assert [d.quote for d in agreement.disagreements] == [OTHER_SENTENCE]
+    assert judge_agreement(judge, held.verdicts + rejected.verdicts, sample=1).sampled == 1
 
 
-def test_a_citation_two_statements_share_is_one_verbatim_quote(answering):
-    question = load_questions(QUESTIONS)[1]
-    doc = answering.get_document(DOC_A).text
-    quote = "asserting that 430 Ukrainian soldiers had surrendered"
-    citation = Citation(ref=1, document_id=DOC_A, title="", chunk_id="c", quote=quote,
-                        start=doc.find(quote), end=doc.find(quote) + len(quote))
-    answer = Answer(answer="430 soldiers surrendered [1]. They were Ukrainian [1].", abstained=False,
-                    citations=[citation], passages=[], model="m",
-                    timings=Timings(retrieve_ms=0, generate_ms=0, total_ms=0))
-    score = score_question(question, answer, 1.0, lambda d: doc, None, k=5)
-    assert (score.citations, score.quotes, score.citations_verbatim) == (2, 1, 1)
+def test_retrieval_is_ranked_against_gold_spans_and_gold_documents():
+    def passage(document_id, start, end):
+        return Passage(document_id=document_id, title="", chunk_id="c", text=TEXTS[document_id][start:end],
+                       start=start, end=end, score=1.0)
+
+    first_sentence = passage("harbour", 0, len(OTHER_SENTENCE))
+    copy_with_fact = passage("harbour-copy", 0, 100)
+    s = score(BOATS, answer("", abstained=True, passages=[passage("other", 0, 30), first_sentence, copy_with_fact]))
+    assert (s.retrieval_rank, s.retrieval_document_rank) == (3, 2)
+    summary = summarise([s])
+    assert summary.retrieval_hit_at_k == 1.0 and summary.retrieval_mrr == round(1 / 3, 4)
 
 
-def test_a_number_missing_from_the_evidence_is_unsupported_without_asking(answering, fake_llm):
-    judge = SupportJudge(answering.llm)
-    assert not judge.supports(["Gerasimov said many soldiers surrendered."], "500 soldiers surrendered.")
-    assert fake_llm.requests == []
-
-
-def test_a_name_missing_from_the_evidence_is_unsupported_without_asking(answering, fake_llm):
-    judge = SupportJudge(answering.llm)
-    assert not judge.supports([VANCE], "Trump said talks were taking place over the phone and in person.")
-    assert not judge.supports([VANCE], "Vance said talks were taking place in Moscow.")
-    assert fake_llm.requests == []
-    fake_llm.script(judge_reply(True))  # "One" opens the sentence; every name is in the evidence
-    assert judge.supports([VANCE], "One article says JD Vance spoke of talks over the phone and in person.")
-    assert len(fake_llm.requests) == 1
-
-
-def test_the_judge_pairs_are_labelled_both_ways_with_verbatim_evidence():
-    pairs = load_pairs(JUDGE_PAIRS)
-    assert sum(p.supported for p in pairs) >= 20 and sum(not p.supported for p in pairs) >= 20
-    assert len({(tuple(p.evidence), p.statement) for p in pairs}) == len(pairs)
-    texts = seed_texts().values()
-    for pair in pairs:
-        for sentence in pair.evidence:
-            assert any(sentence in text for text in texts), (pair.statement, sentence)
-
-
-def test_check_judge_counts_what_the_judge_accepts_on_each_side(answering, fake_llm):
-    pairs = [
-        JudgePair(evidence=[VANCE], statement="Vance said talks were happening by phone.", supported=True, kind="paraphrase"),
-        JudgePair(evidence=[VANCE], statement="Trump said talks were happening by phone.", supported=False, kind="wrong speaker"),
-        JudgePair(evidence=[VANCE], statement="Vance said talks had ended.", supported=False, kind="contradiction"),
-    ]
-    fake_llm.script(judge_reply(True), judge_reply(True))  # the wrong speaker never reaches the model
-    agreement = check_judge(SupportJudge(answering.llm), pairs)
-    assert len(fake_llm.requests) == 2
-    assert (agreement.pairs, agreement.agreement) == (3, 0.6667)
-    assert (agreement.supported_accepted, agreement.supported_pairs) == (1, 1)
-    assert (agreement.unsupported_accepted, agreement.unsupported_pairs) == (1, 2)
-    assert agreement.disagreements == [pairs[2]]
-    assert "accepted (contradiction): Vance said talks had ended." in agreement.describe()
-
-
-def test_a_verbatim_quote_of_the_evidence_naming_an_article_is_supported_without_asking(answering, fake_llm):
-    judge = SupportJudge(answering.llm)
-    evidence = ["A plane carrying Steve Witkoff landed in Moscow on Thursday."]
-    assert judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")
-    assert not judge.supports(evidence, "Another article reports: “A plane carrying Steve Witkoff landed in Kyiv on Thursday”.")
-    # As the answer renders a sentence ending in a quotation: its stop moved past the markers.
-    collapsed = ["Gerasimov said the plans had “completely collapsed.”"]
-    assert judge.supports(collapsed, "Another article reports: “Gerasimov said the plans had “completely collapsed””.")
-    assert not judge.supports(collapsed, "Another article reports: “Gerasimov said the plans had “partly collapsed””.")
-    assert fake_llm.requests == []
-    fake_llm.script(judge_reply(False))  # a quote put in someone's mouth is for the judge
-    assert not judge.supports(evidence, "Witkoff said: “A plane carrying Steve Witkoff landed in Moscow on Thursday”.")
-    assert len(fake_llm.requests) == 1
-
-
-def test_run_through_the_service(answering, fake_llm):
-    question = load_questions(QUESTIONS)[1]
-    quote = "asserting that 430 Ukrainian soldiers had surrendered"
-
-    def cite(request):
-        return cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(request, quote)))
-
-    fake_llm.script(cite, judge_reply(True), judge_reply(True))
-    result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
-    score = result.questions[0]
-    assert score.correct and score.statements_supported == 1 and score.citations_precise == 1
-    assert score.retrieval_rank is not None and score.retrieval_rank <= 5
-    assert result.summary.verbatim_quote_rate == 1.0
-
-
-def test_unsupported_statement_counts_against_recall(answering, fake_llm, tmp_path):
-    question = load_questions(QUESTIONS)[1]
-    fake_llm.script(
-        lambda r: cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(r, "430"))),
-        judge_reply(False), judge_reply(False),
-    )
-    result = run_system(ServiceBackend(answering), [question], SupportJudge(answering.llm), k=5)
-    summary = result.summary
-    assert summary.citation_recall == 0.0 and summary.citation_precision == 0.0
-    assert summary.answer_correctness == 1.0 and summary.verbatim_quote_rate == 1.0
-    assert result.questions[0].unsupported == ["430 Ukrainian soldiers surrendered."]
-    _, report = write_reports([result], EvalConfig(), tmp_path)
-    assert f"- {question.id}: 430 Ukrainian soldiers surrendered." in report.read_text()
+def test_run_through_the_service_with_the_seeds(answering, fake_llm):
+    question = load_questions(QUESTIONS)[1]  # 430 surrendered
+    fake_llm.script(lambda r: cited_reply(("430 Ukrainian soldiers surrendered", sentence_number(r, "430"))))
+    result = run_system(ServiceBackend(answering), [question], None, k=5)
+    s = result.questions[0]
+    assert s.correct and s.citations_held == 1 and s.facts_supported == 1
+    assert s.retrieval_rank is not None and s.retrieval_rank <= 5
+    assert result.summary.verbatim_quote_rate == 1.0 and result.summary.citation_recall == 1.0
 
 
 def test_abstentions_and_thresholds(answering, fake_llm):
     questions = load_questions(QUESTIONS)
     unanswerable = next(q for q in questions if not q.answerable)
-    answerable = questions[0]
     fake_llm.script(NOT_FOUND_REPLY, NOT_FOUND_REPLY)
-    result = run_system(ServiceBackend(answering), [answerable, unanswerable], SupportJudge(answering.llm), k=5)
-    assert result.summary.abstention_accuracy == 0.5
-    assert result.summary.false_abstention_rate == 1.0
-    assert result.summary.answer_correctness == 0.0
-    config = EvalConfig(thresholds={"false_abstention_rate": Threshold(max=0.1),
-                                    "abstention_accuracy": Threshold(min=0.4)})
+    result = run_system(ServiceBackend(answering), [questions[0], unanswerable], None, k=5)
+    assert result.summary.abstention_accuracy == 0.5 and result.summary.false_abstention_rate == 1.0
+    assert result.summary.answer_correctness == 0.0 and result.summary.unanswerable_abstained_rate == 1.0
+    config = EvalConfig(thresholds={"false_abstention_rate": Threshold(max=0.1), "abstention_accuracy": Threshold(min=0.4)})
     assert failures(result, config) == ["false_abstention_rate = 1.000 > 0.1"]
 
 
-def test_rag_eval_retrieval_only_writes_reports_and_gates(tmp_path):
-    runner = CliRunner()
-    args = ["--data-dir", str(tmp_path / "data"), "eval", "--retrieval-only",
-            "--questions", str(QUESTIONS), "--out", str(tmp_path / "out")]
-    strict = tmp_path / "strict.toml"
-    strict.write_text("[thresholds]\nretrieval_hit_at_k = { min = 1.01 }\n")
-    ok = runner.invoke(cli, args + ["--config", str(REPO / "eval" / "config.toml")])
-    assert ok.exit_code == 0, ok.output
-    assert "retrieval hit@k" in ok.output and "citation" not in ok.output
-    report = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert report[0]["summary"]["retrieval_hit_at_k"] >= 0.9
-    assert (tmp_path / "out" / "eval.md").read_text().startswith("# Eval report")
-    failed = runner.invoke(cli, args + ["--config", str(strict)])
-    assert failed.exit_code == 3 and "below threshold: retrieval_hit_at_k" in failed.output
+def test_the_report_puts_systems_side_by_side_with_the_judge_agreement(judge, fake_llm, tmp_path):
+    held = score(BOATS, answer("412 boats were moored [1].", cite(1, "harbour", FACT_SENTENCE)))
+    rejected = score(BOATS, answer("412 boats were moored [1].", cite(1, "harbour", OTHER_SENTENCE)))
+    fake_llm.script(judge_reply(True), judge_reply(False))
+    ours = SystemResult(system="ours", summary=summarise([held]), questions=[held],
+                        judge_agreement=judge_agreement(judge, held.verdicts, 5))
+    theirs = SystemResult(system="theirs", summary=summarise([rejected]), questions=[rejected],
+                          judge_agreement=judge_agreement(judge, rejected.verdicts, 5))
+    json_path, md_path = write_reports([ours, theirs], EvalConfig(), tmp_path, questions_path=Path("set.jsonl"))
+    report = md_path.read_text()
+    assert "| citation precision | 1.00 | 0.00 |" in report
+    assert "| h1 | single | answered ✓ · facts 1/1 · cites 1/1" in report and "cites 0/1" in report
+    assert "ours: judge agreement with gold: 1.00 on 1 citations" in report
+    assert "the quote holds none of the stated facts: 412" in report
+    systems = json.loads(json_path.read_text())["systems"]
+    assert [s["system"] for s in systems] == ["ours", "theirs"]
+    assert systems[1]["questions"][0]["verdicts"][0]["basis"] == "fact-missing"
 
 
 def test_bad_question_files_are_clear_errors(tmp_path):
@@ -245,6 +289,45 @@ def test_bad_question_files_are_clear_errors(tmp_path):
         load_questions(bad)
     with pytest.raises(NotFoundError, match="no such question file"):
         load_questions(tmp_path / "none.jsonl")
-    bad.write_text('{"evidence": [], "statement": "x", "supported": true, "kind": "k"}\n')
-    with pytest.raises(InvalidInputError, match=r"(?s)q\.jsonl:1: .*evidence"):
-        load_pairs(bad)
+
+
+# --- independence from the answer path -------------------------------------------------------
+
+ANSWER_PATH = ("rag.answering", "rag.citations", "rag.support", "rag.answer")
+SCORER = ["dataset", "gold", "grading", "judge", "metrics", "agreement"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def is_answer_path(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") or name.startswith(m + "_") for m in ANSWER_PATH)
+
+
+def module_path(name: str) -> Path | None:
+    base = REPO.joinpath(*name.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def test_the_eval_imports_nothing_of_the_answer_path():
+    files = sorted((REPO / "rag" / "evaluation").glob("*.py")) + sorted((REPO / "eval").glob("*.py"))
+    files.append(REPO / "rag" / "text.py")
+    direct = {f.name: sorted(n for n in imported_modules(f) if is_answer_path(n)) for f in files}
+    assert all(not names for names in direct.values()), direct
+    # The scorer and the judge not even through the modules they stand on.
+    seen, todo = set(), [f"rag.evaluation.{name}" for name in SCORER]
+    while todo:
+        name = todo.pop()
+        path = module_path(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        todo += [n for n in imported_modules(path) if n.startswith("rag.")]
+    assert not [name for name in seen if is_answer_path(name)], sorted(seen)

@@ -1,2 +1,3 @@
-"""The eval: a question set written from the articles, systems to run it through, and the
-scores (answers, citations in the sense of ALCE, abstention, retrieval, latency)."""
+"""The eval: question sets with gold evidence written from the articles, systems to run them
+through, and scores decided by that evidence rather than by the answer path's own rules
+(answers, citations, abstention, quotes, retrieval, latency)."""

@@ -1,4 +1,6 @@
-"""The systems an eval runs through: this service in-process, a running server over HTTP."""
+"""The systems an eval runs through: this service in-process, a running server over HTTP. Each
+answers questions, retrieves passages and reads a document's canonical text (NotFoundError for
+an id it does not hold), so the scorer checks quotes against the text the system serves."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Protocol
 
 import httpx
 
-from rag.errors import ServiceUnavailableError
+from rag.errors import NotFoundError, ServiceUnavailableError
 from rag.models import Answer, Passage
 from rag.service import RagService
 
@@ -64,6 +66,12 @@ class HttpBackend:
 
     @lru_cache(maxsize=None)
     def document_text(self, document_id: str) -> str:
-        response = self._client.get(f"/v1/documents/{document_id}")
-        response.raise_for_status()
+        try:
+            response = self._client.get(f"/v1/documents/{document_id}")
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(f"cannot reach {self._client.base_url}: {exc}") from None
+        if response.status_code == 404:
+            raise NotFoundError(f"no document with id {document_id!r}")
+        if response.status_code != 200:
+            raise ServiceUnavailableError(f"document {document_id} answered HTTP {response.status_code}")
         return response.json()["text"]

@@ -1,15 +1,17 @@
-"""The eval set's format (one JSON object per line of ``eval/questions.jsonl``) and its loader."""
+"""A question set's format (one JSON object per line, e.g. ``eval/questions.jsonl``) and its
+loader: per question its key facts, in accepted wordings, and per key fact gold evidence, text
+copied verbatim from the article that states it."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rag.errors import InvalidInputError, NotFoundError
+from rag.text import contains_phrase
 
 Category = Literal["single", "both", "multi", "conflict", "unanswerable"]
 
@@ -19,17 +21,15 @@ class KeyFact(BaseModel):
     variants: list[str] = Field(min_length=1, description="Accepted wordings; any one counts.")
 
     def found_in(self, text: str) -> bool:
-        """A variant as a whole word, allowing plural and possessive endings ("terrorists")."""
-        return any(
-            re.search(rf"(?<!\w){re.escape(variant)}(?:s|es|['’]s)?(?!\w)", text, re.IGNORECASE)
-            for variant in self.variants
-        )
+        """A variant as whole words, case, quotes and inflection aside ("economists" for
+        "economist", not "economy")."""
+        return any(contains_phrase(text, variant) for variant in self.variants)
 
 
 class GoldEvidence(BaseModel):
     fact: str
     document_id: str
-    text: str = Field(description="Exact text of the document's canonical form.")
+    text: str = Field(description="Text of the article, copied verbatim (whitespace and quote style aside).")
 
 
 class EvalQuestion(BaseModel):

@@ -1,0 +1,104 @@
+"""Text analysis under everything that reads articles or answers: sentences with their offsets,
+words, a normalised form for comparing text copied by different hands, and stems.
+
+Only analysis lives here, no rule about what a claim, a citation or an answer needs: the answer
+path and the eval may both stand on it without one grading the other by its own rules."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pysbd
+import Stemmer
+
+# Typographic quotes and dashes as their plain forms: text pasted from a web page and text typed
+# by hand differ in these more than in anything else.
+_PLAIN = str.maketrans({
+    "“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"', "″": '"',
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
+    "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-",
+})
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_TOKEN = re.compile(r"[^\W_]+|[^\w\s]")
+
+
+def normalise(text: str) -> str:
+    """NFKC, plain quotes and dashes, runs of whitespace as one space, trimmed."""
+    return normalised_with_offsets(text)[0]
+
+
+def normalised_with_offsets(text: str) -> tuple[str, list[int]]:
+    """The normalised text and, for each of its characters, the offset in ``text`` it came from."""
+    out: list[str] = []
+    offsets: list[int] = []
+    for index, char in enumerate(text):
+        for piece in unicodedata.normalize("NFKC", char).translate(_PLAIN):
+            if piece.isspace():
+                if not out or out[-1] == " ":
+                    continue
+                piece = " "
+            out.append(piece)
+            offsets.append(index)
+    if out and out[-1] == " ":
+        out.pop()
+        offsets.pop()
+    return "".join(out), offsets
+
+
+def find_all(haystack: str, needle: str) -> list[tuple[int, int]]:
+    """Every (start, end) in ``haystack`` where ``needle`` occurs, compared after normalisation
+    (case kept); offsets refer to ``haystack`` as given."""
+    target = normalise(needle)
+    if not target:
+        return []
+    flat, offsets = normalised_with_offsets(haystack)
+    spans, at = [], flat.find(target)
+    while at >= 0:
+        last = offsets[at + len(target) - 1]
+        spans.append((offsets[at], last + 1))
+        at = flat.find(target, at + 1)
+    return spans
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words and numbers of the text, in order ("mayor's" is one word)."""
+    return _WORD.findall(normalise(text).lower())
+
+
+def stems(items: list[str]) -> list[str]:
+    """English (Snowball) stems, so "announced" meets "announce" and "economists" meets
+    "economist" (but not "economy")."""
+    return Stemmer.Stemmer("english").stemWords(items)
+
+
+def _stemmed_tokens(text: str) -> list[str]:
+    tokens = _TOKEN.findall(normalise(text).lower())
+    return stems(tokens)
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    """Whether the phrase occurs in the text as whole tokens, case and inflection aside: "12%"
+    in "over 12% of it", "economist" in "two economists", but "12" not in "120"."""
+    needle = _stemmed_tokens(phrase)
+    if not needle:
+        return False
+    hay = _stemmed_tokens(text)
+    width = len(needle)
+    return any(hay[i : i + width] == needle for i in range(len(hay) - width + 1))
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets of the text's sentences, found by pySBD's rules (abbreviations,
+    initials, quoted speech), trimmed of surrounding whitespace."""
+    spans, cursor = [], 0
+    for piece in pysbd.Segmenter(language="en", clean=False).segment(text):
+        body = piece.strip()
+        if not body:
+            continue
+        start = text.find(body, cursor)
+        if start < 0:  # pySBD kept the text as it was; a miss would be its bug, so skip it
+            continue
+        spans.append((start, start + len(body)))
+        cursor = start + len(body)
+    return spans
