@@ -67,8 +67,10 @@ def ensure_ingested(service: RagService, corpus: Path, directory: Path) -> Corpu
         saved = CorpusState.model_validate_json(state_path.read_text(encoding="utf-8"))
         if (saved.documents, saved.chunks) == (documents, chunks):
             return saved.model_copy(update={"reused": True})
-    results = service.ingest_paths([corpus])
-    statuses = Counter(str(getattr(result, "status", "ingested")) for result in results)
+    report = service.ingest_paths([corpus])
+    statuses = Counter(result.status for result in report.results)
+    if report.failures:
+        statuses["failed"] = len(report.failures)
     documents, chunks = service.store.counts()
     state = CorpusState(corpus=str(corpus), fingerprint=directory.name, documents=documents,
                         chunks=chunks, ingest=dict(statuses))
