@@ -129,7 +129,7 @@ def test_bad_articles_are_refused_and_nothing_is_written(seeded, article, error)
 
 
 def test_many_articles_at_once_store_what_one_at_a_time_stores(service, settings, embedder, tmp_path, monkeypatch):
-    monkeypatch.setattr("rag.service.INGEST_GROUP_CHUNKS", 3)  # several write groups, each over articles
+    monkeypatch.setattr("rag.ingestion.INGEST_GROUP_CHUNKS", 3)  # several write groups, each over articles
     articles = [ArticleInput(text=ARTICLE.replace("Vostok", f"Vostok {n}") * (n + 1), document_id=f"v{n}")
                 for n in range(6)]
     reported = []
