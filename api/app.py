@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from api.auth import QuestionQuota, RequestSizeLimit, authorize
 from api.chat_routes import router as chat_router
-from api.routes import router
+from api.routes import health_router, router
 from api.web_routes import add_web_page
 from rag import __version__
 from rag.config import Settings
@@ -24,13 +26,15 @@ log = logging.getLogger(__name__)
 def create_app(service: RagService | None = None, settings: Settings | None = None) -> FastAPI:
     """An app over ``service``; without one, the app builds its own from ``settings`` (or the
     environment) at startup, seeds an empty store, and closes the service on shutdown.
-    ``uvicorn --factory api.app:create_app`` uses that path."""
+    ``uvicorn --factory api.app:create_app`` uses that path. The trust boundary (keys, limits,
+    CORS) comes from the service's settings."""
+    settings = service.settings if service is not None else (settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = service is None
         app.state.service = service or await run_in_threadpool(
-            RagService.from_settings, settings or Settings()
+            RagService.from_settings, settings
         )
         try:
             if owned:
@@ -49,9 +53,18 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     )
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
-    app.include_router(router)
-    app.include_router(chat_router)
-    add_web_page(app)
+    app.state.question_quota = QuestionQuota(settings.questions_per_minute)
+    protected = [Depends(authorize)]  # a no-op without keys
+    app.include_router(health_router)
+    app.include_router(router, dependencies=protected)
+    app.include_router(chat_router, dependencies=protected)
+    add_web_page(app)  # the page asks for the key itself
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:

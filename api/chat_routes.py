@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Iterator
 from itertools import chain
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from api.auth import count_question
 from api.routes import ERRORS, ServiceDep
 from api.schemas import (
     ChatChoice,
@@ -35,7 +36,7 @@ def list_models() -> ModelList:
     return ModelList(data=[ModelCard(id=SERVICE_MODEL)])
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)])
 async def chat_completions(body: ChatCompletionRequest, service: ServiceDep):
     """Answers the last user message (rewritten from the history into a standalone question)
     with verified citations. With `stream: true`, server-sent events in OpenAI's chunk shape;

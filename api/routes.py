@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
+from api.auth import count_question
 from api.schemas import (
     AskRequest,
     Deleted,
@@ -29,9 +30,10 @@ async def get_service(request: Request) -> RagService:
 
 
 ServiceDep = Annotated[RagService, Depends(get_service)]
-ERRORS = {code: {"model": ErrorBody} for code in (404, 413, 415, 422, 503)}
+ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 415, 422, 503)}
 
 router = APIRouter(responses=ERRORS)
+health_router = APIRouter()  # open even when the API asks for a key
 
 _UPLOAD_DOC = {
     "requestBody": {
@@ -54,7 +56,7 @@ _UPLOAD_DOC = {
 }
 
 
-@router.get("/healthz", tags=["service"])
+@health_router.get("/healthz", tags=["service"])
 def healthz(service: ServiceDep) -> Health:
     return service.health()
 
@@ -121,7 +123,7 @@ def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
     return RetrieveResponse(query=body.query, passages=passages)
 
 
-@router.post("/v1/ask", tags=["answers"])
+@router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)])
 def ask(body: AskRequest, service: ServiceDep) -> Answer:
     """Answer from the retrieved passages with verified citations, or abstain."""
     return service.ask(body.question, body.top_k, body.search_filter())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -74,6 +75,33 @@ class Settings(BaseSettings):
         True, description="Ingest seed_dir when the service starts over an empty store."
     )
 
+    # --- trust boundary ------------------------------------------------------------------
+    api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Keys (comma-separated) a client must send as `Authorization: Bearer KEY` to "
+        "use the API; empty (and no read-only key): no authentication. /healthz and the web page's "
+        "files stay open.",
+    )
+    read_only_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Keys (comma-separated) that may read, search, ask and chat but not ingest or "
+        "delete documents (HTTP 403).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated) whose pages may call the API from a browser; "
+        "empty: same origin only (the web page is served by the app itself).",
+    )
+    max_request_bytes: int = Field(
+        4_000_000, ge=1,
+        description="Largest accepted request body (by its Content-Length); larger gets HTTP 413.",
+    )
+    questions_per_minute: int = Field(
+        0, ge=0,
+        description="Questions (/v1/ask, /v1/chat/completions) per minute for each key, or each "
+        "client address when there is no key; more get HTTP 429. 0: no limit.",
+    )
+
     # --- LLM -----------------------------------------------------------------------------
     llm_base_url: str = Field(
         "",
@@ -113,6 +141,26 @@ class Settings(BaseSettings):
         180.0, gt=0, description="How long to wait for the embedded server to become ready."
     )
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def api_keys(self) -> list[str]:
+        """The keys that may do everything."""
+        return _keys(self.api_key)
+
+    @property
+    def read_only_api_keys(self) -> list[str]:
+        return _keys(self.read_only_api_key)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.read_only_api_keys)
+
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
@@ -120,3 +168,7 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+def _keys(secret: SecretStr) -> list[str]:
+    return [key.strip() for key in secret.get_secret_value().split(",") if key.strip()]

@@ -41,7 +41,8 @@ class LLM:
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         # Requests wait here, not in the server's queue, so waiting never eats into the timeout.
-        self._slots = threading.BoundedSemaphore(settings.llm_concurrency or (1 if self.embedded else 8))
+        self.concurrency = settings.llm_concurrency or (1 if self.embedded else 8)
+        self._slots = threading.BoundedSemaphore(self.concurrency)
 
     @property
     def embedded(self) -> bool:

@@ -109,6 +109,16 @@ class Passage(BaseModel):
     )
 
 
+class Limits(BaseModel):
+    """What the service accepts, as configured."""
+
+    max_request_bytes: int
+    max_document_bytes: int
+    max_query_chars: int
+    questions_per_minute: int = Field(description="Per key (or client address); 0: no limit.")
+    llm_concurrency: int = Field(description="Generations in flight at once; more wait their turn.")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     store: Literal["ok", "unreachable"]
@@ -118,6 +128,8 @@ class Health(BaseModel):
     embedding_model: str
     llm: str
     llm_status: Literal["ok", "unreachable", "starting", "unknown"] = "unknown"
+    auth: Literal["off", "on"] = Field("off", description="Whether the API asks for a key.")
+    limits: Limits | None = None
     detail: str | None = None
 
 

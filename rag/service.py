@@ -24,6 +24,7 @@ from rag.models import (
     Health,
     IngestReport,
     IngestResult,
+    Limits,
     Passage,
     SearchFilter,
 )
@@ -185,9 +186,21 @@ class RagService:
             return Health(
                 status="degraded", store="unreachable", documents=None, chunks=None,
                 embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
-                detail=exc.message,
+                detail=exc.message, **self._boundary(),
             )
         return Health(
             status="ok", store="ok", documents=documents, chunks=chunks, aliases=aliases,
             embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
+            **self._boundary(),
         )
+
+    def _boundary(self) -> dict:
+        s = self.settings
+        return {
+            "auth": "on" if s.auth_enabled else "off",
+            "limits": Limits(
+                max_request_bytes=s.max_request_bytes, max_document_bytes=s.max_document_bytes,
+                max_query_chars=s.max_query_chars, questions_per_minute=s.questions_per_minute,
+                llm_concurrency=self.llm.concurrency,
+            ),
+        }
