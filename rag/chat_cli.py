@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import click
 
 from rag.chat import ChatMessage
-from rag.errors import LLMUnavailableError, RagError
+from rag.errors import AccessDeniedError, LLMUnavailableError, RagError
 from rag.models import Answer, Citation, Passage, SearchFilter
 
 HELP = """commands:
@@ -59,13 +59,14 @@ class InProcessChat:
 class RemoteChat:
     """A running server's /v1/chat/completions, through the official openai client."""
 
-    def __init__(self, url: str, search: SearchFilter | None = None) -> None:
+    def __init__(self, url: str, search: SearchFilter | None = None, api_key: str | None = None) -> None:
         import openai
 
         self._openai = openai
         # The service's own request fields beside OpenAI's.
         self.extra_body = search.model_dump(mode="json", exclude_none=True, exclude_defaults=True) if search else {}
-        self.client = openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key="not-needed", max_retries=0)
+        self.client = openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key=api_key or "not-needed",
+                                    max_retries=0)
 
     def stream(self, history: list[ChatMessage], reply: Reply) -> Iterator[str]:
         messages = [{"role": m.role, "content": m.content} for m in history]
@@ -84,6 +85,11 @@ class RemoteChat:
                         reply.citations = [Citation.model_validate(c) for c in extra["citations"]]
                         reply.passages = [Passage.model_validate(p) for p in extra.get("passages", [])]
                         reply.rewritten_question = extra.get("rewritten_question", "")
+        except self._openai.AuthenticationError:
+            raise AccessDeniedError(
+                f"{self.client.base_url} refused the API key (HTTP 401): pass the server's RAG_API_KEY "
+                "with --api-key or RAG_CLIENT_API_KEY"
+            ) from None
         except self._openai.APIStatusError as exc:
             detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
             raise LLMUnavailableError(f"server answered HTTP {exc.status_code}: {detail or exc.message}") from None

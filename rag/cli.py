@@ -3,6 +3,7 @@ one-line message and a non-zero exit in `main`, never a traceback."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -186,14 +187,15 @@ def documents(app: Context, delete_id: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--url", help="Talk to a running server (e.g. http://127.0.0.1:8000) instead of in-process.")
+@click.option("--api-key", envvar="RAG_CLIENT_API_KEY", help="The server's API key, with --url (RAG_CLIENT_API_KEY).")
 @filter_options
 @pass_context
-def chat(app: Context, url: str | None, **filters) -> None:
+def chat(app: Context, url: str | None, api_key: str | None, **filters) -> None:
     """Chat about the articles: streamed answers, citations, follow-up questions."""
     from rag.chat_cli import InProcessChat, RemoteChat, is_interactive, read_line_from, run_chat
 
     search = search_filter(**filters)
-    backend = RemoteChat(url, search) if url else InProcessChat(app.service, search)
+    backend = RemoteChat(url, search, api_key) if url else InProcessChat(app.service, search)
     run_chat(backend, read_line_from(click.get_text_stream("stdin")), is_interactive())
 
 
@@ -237,7 +239,28 @@ def serve(app: Context, host: str | None, port: int | None) -> None:
     from api.app import create_app
 
     settings = app.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
+    if warning := exposure_warning(settings):
+        click.echo(warning, err=True)
     uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """A loud line when the server would be reachable from other machines with no key asked."""
+    if settings.auth_enabled or is_loopback(settings.host):
+        return None
+    return (
+        f"WARNING: serving on {settings.host} without RAG_API_KEY: anyone who can reach port "
+        f"{settings.port} can read, ingest and delete every article. Set RAG_API_KEY."
+    )
 
 
 def main() -> None:

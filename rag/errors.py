@@ -32,6 +32,12 @@ class DocumentTooLargeError(RagError):
     status_code = 413
 
 
+class AccessDeniedError(RagError):
+    """A server refused this client's API key (or its lack of one)."""
+
+    status_code = 401
+
+
 class NotFoundError(RagError):
     """A document id, file or folder that does not exist."""
 
