@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,15 +95,15 @@ def answering(tmp_path: Path, embedder: MiniLMEmbedding, fake_llm):
     SharedSystemClient.clear_system_cache()
 
 
-@pytest.fixture
-def live_server(answering):
-    """The app over the fake-LLM service, served by a real uvicorn on loopback."""
+@contextmanager
+def serving(app):
+    """``app`` served by a real uvicorn on loopback, for as long as the block runs: its URL."""
     import threading
     import time
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app(answering), host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -110,6 +111,15 @@ def live_server(answering):
         assert time.monotonic() < deadline, "uvicorn did not start"
         thread.join(timeout=0.05)  # returns at once if uvicorn gave up
         assert thread.is_alive(), "uvicorn exited before it started"
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(answering):
+    """The app over the fake-LLM service, served by a real uvicorn on loopback."""
+    with serving(create_app(answering)) as url:
+        yield url
