@@ -3,7 +3,7 @@
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import DOC_A, DOC_B
+from tests.conftest import DOC_A, DOC_B, build_service
 
 ARTICLE = "Floods in Valencia.\n\nThe river Turia rose by four metres overnight, officials said."
 
@@ -84,9 +84,9 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(client, seeded):
     assert seeded.store.counts() == before
 
 
-def test_size_limit_is_413(seeded):
-    seeded.settings = seeded.settings.model_copy(update={"max_document_bytes": 100})
-    with TestClient(create_app(seeded)) as small:
+def test_size_limit_is_413(settings, embedder):
+    service = build_service(settings.model_copy(update={"max_document_bytes": 100}), embedder)
+    with TestClient(create_app(service)) as small:
         assert_error(small.post("/v1/documents", json={"text": "word " * 50}), 413, "limit")
         assert_error(small.post("/v1/documents", files={"file": ("big.txt", b"word " * 50, "text/plain")}), 413, "limit")
 
