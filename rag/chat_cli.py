@@ -14,7 +14,7 @@ import click
 
 from rag.chat import ChatMessage
 from rag.errors import AccessDeniedError, LLMUnavailableError, RagError
-from rag.models import Answer, Citation, Passage, SearchFilter
+from rag.models import Answer, ArticleSpan, Citation, Passage, SearchFilter
 
 HELP = """commands:
   /sources  the passages the last answer was drawn from
@@ -33,7 +33,7 @@ class Reply:
     rewritten_question: str = ""
 
 
-def source_line(citation: Citation | Passage) -> str:
+def source_line(citation: ArticleSpan) -> str:
     """Where a citation or passage comes from: its id and offsets, then title, date and source
     when the article has them."""
     about = [citation.title] if citation.title else []

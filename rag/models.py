@@ -94,19 +94,24 @@ class SearchFilter(BaseModel):
         return self.document_ids is None and not self.where and not self.date_from and not self.date_to
 
 
-class Passage(BaseModel):
-    """A retrieved chunk with its fused retrieval score (reciprocal rank fusion)."""
+class ArticleSpan(BaseModel):
+    """A span of an article's canonical text, with what a reader needs to find and trust it."""
 
     document_id: str
     title: str
     chunk_id: str
-    text: str
     start: int
     end: int
-    score: float
     metadata: dict[str, MetadataValue] = Field(
         default_factory=dict, description="The article's metadata (section, source, date, url ...)."
     )
+
+
+class Passage(ArticleSpan):
+    """A retrieved chunk with its fused retrieval score (reciprocal rank fusion)."""
+
+    text: str
+    score: float
 
 
 class Limits(BaseModel):
@@ -133,19 +138,11 @@ class Health(BaseModel):
     detail: str | None = None
 
 
-class Citation(BaseModel):
+class Citation(ArticleSpan):
     """A verified quote: ``document_text[start:end] == quote``."""
 
     ref: int = Field(description="The [n] marker in the answer text.")
-    document_id: str
-    title: str
-    chunk_id: str
     quote: str
-    start: int
-    end: int
-    metadata: dict[str, MetadataValue] = Field(
-        default_factory=dict, description="The article's metadata (section, source, date, url ...)."
-    )
 
 
 class Timings(BaseModel):
