@@ -150,3 +150,37 @@ def test_streamed_chat_with_a_follow_up(live):
     final = list(events)[-1]
     if not final.abstained:
         assert_verifiable(live, final)
+
+
+@pytest.mark.browser
+def test_the_web_page_on_the_embedded_model(live, tmp_path):
+    """Ask in a real Chromium over the real app and model; each citation chip opens its article
+    with exactly the quoted words highlighted."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from api.app import create_app
+    from tests.conftest import serving
+    from tests.test_web import CHROMIUM, STREAMING, ask, final_chunk
+
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    shots = Path(os.environ.get("RAG_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with serving(create_app(live)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=url)
+        page.goto("/")
+        with page.expect_response("**/v1/chat/completions", timeout=240_000) as response:
+            ask(page, "How many Ukrainian soldiers surrendered, according to Gerasimov?")
+        final = final_chunk(response.value)
+        answer = page.locator(".turn.answer").last
+        expect(answer).not_to_have_class(STREAMING, timeout=240_000)
+        assert not final["abstained"] and final["citations"]
+        for citation in final["citations"]:
+            page.locator(f".answer-text button.chip[data-ref='{citation['ref']}']").click()
+            mark = page.locator("#article-text mark#highlight")
+            expect(mark).to_have_text(citation["quote"])
+            text = live.get_document(citation["document_id"]).text
+            assert text[citation["start"]:citation["end"]] == mark.text_content()
+        page.screenshot(path=str(shots / "web-embedded-model.png"))
+        browser.close()
