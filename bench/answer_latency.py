@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import REPO, machine, p50, percentile
-from rag.answering import build_messages
+from rag.answer.prompt import build_messages
 from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.metrics import answer_correct

@@ -9,6 +9,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+# The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
+ANSWER_STEPS = ("name_gate", "question_quote", "counterpart_quote")
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Environment variables use the ``RAG_`` prefix."""
 
@@ -58,6 +62,14 @@ class Settings(BaseSettings):
         "another article: the same event in the other article's words, which may differ in a figure, "
         "a time or a spelling that a small model reports from one article only. Failing that, "
         "a sentence naming the same person spelled differently is quoted. Above 1: never (neither).",
+    )
+    answer_steps: str = Field(
+        "name_gate,question_quote,counterpart_quote",
+        description="The switchable steps around the model's answer, comma-separated (empty: none): "
+        "name_gate abstains before asking the model when the question names something no retrieved "
+        "passage mentions; question_quote adds a quote of a shown sentence that holds every content "
+        "word of the question; counterpart_quote adds the other article's sentence on the same event. "
+        "Their measured effect: docs/answer-steps.md.",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(
@@ -161,6 +173,18 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.read_only_api_keys)
 
+    @field_validator("answer_steps")
+    @classmethod
+    def _known_steps(cls, value: str) -> str:
+        unknown = [step for step in _steps(value) if step not in ANSWER_STEPS]
+        if unknown:
+            raise ValueError(f"unknown answer step {unknown[0]!r}; known: {', '.join(ANSWER_STEPS)}")
+        return value
+
+    @property
+    def answer_step_set(self) -> frozenset[str]:
+        return frozenset(_steps(self.answer_steps))
+
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
@@ -172,3 +196,7 @@ class Settings(BaseSettings):
 
 def _keys(secret: SecretStr) -> list[str]:
     return [key.strip() for key in secret.get_secret_value().split(",") if key.strip()]
+
+
+def _steps(value: str) -> list[str]:
+    return [step.strip() for step in value.split(",") if step.strip()]

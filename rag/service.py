@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rag.answering import Answerer, AnswerEvent, SentenceSelector
+from rag.answer import Answerer, AnswerEvent, SentenceSelector
 from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
 from rag.documents import Chunker
@@ -46,7 +46,8 @@ class RagService:
         self.ingester = Ingester(settings, store, embedder, self.chunker)
         self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
         self.answerer = Answerer(
-            llm, SentenceSelector(embedder, settings.context_sentences), settings.counterpart_similarity
+            llm, SentenceSelector(embedder, settings.context_sentences), settings.counterpart_similarity,
+            settings.answer_step_set,
         )
 
     @classmethod

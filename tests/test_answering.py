@@ -10,7 +10,8 @@ from api.app import create_app
 from chromadb.api.client import SharedSystemClient
 
 from rag.models import SearchFilter
-from rag.answering import SYSTEM_PROMPT, names_respelled, number_sentences
+from rag.answer.prompt import SYSTEM_PROMPT, number_sentences
+from rag.answer.repairs import names_respelled
 from rag.service import ArticleInput
 from tests.conftest import DOC_A, DOC_B, build_answering
 from tests.fake_llm import NOT_FOUND_REPLY, cite, cited_reply, passages_in, sentence_number, sentences_in
@@ -343,6 +344,24 @@ def test_a_name_no_passage_mentions_abstains_without_asking_the_model(answering,
     answer = answering.ask("What did Volodymyr Zelensky say about the visit to Kursk?")
     assert answer.abstained and "never mention Volodymyr, Zelensky" in answer.abstain_reason
     assert fake_llm.requests == []
+
+
+def test_the_name_gate_is_a_step_that_can_be_switched_off(tmp_path, embedder, fake_llm):
+    ungated = build_answering(tmp_path / "ungated", embedder, fake_llm, answer_steps="question_quote,counterpart_quote")
+    fake_llm.script(NOT_FOUND_REPLY)
+    answer = ungated.ask("What did Volodymyr Zelensky say about the visit to Kursk?")
+    assert answer.abstained and answer.abstain_reason == "the model found no answer in the passages"
+    assert len(fake_llm.requests) == 1  # the model was asked
+
+
+def test_unknown_answer_steps_are_refused():
+    from pydantic import ValidationError
+
+    from rag.config import Settings
+
+    with pytest.raises(ValidationError, match="unknown answer step 'rerank'"):
+        Settings(answer_steps="name_gate,rerank")
+    assert Settings(answer_steps="").answer_step_set == frozenset()
 
 
 def test_sentence_selection_waits_for_the_llm_turn(tmp_path, embedder, fake_llm):

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from rag.answering import CitedProseParser, number_sentences
+from rag.answer.parse import CitedProseParser
+from rag.answer.prompt import number_sentences
 from rag.models import Passage
 from tests.conftest import DOC_A, DOC_B
 from tests.fake_llm import NOT_FOUND_REPLY, cite, cited_reply

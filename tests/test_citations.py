@@ -1,7 +1,7 @@
 """Support and verification: the rules that decide whether a citation holds."""
 
-from rag.citations import CitedSentence, DraftClaim, VerifiedClaim, render, render_claim, sentences, verify
-from rag.support import supports, unmentioned_names
+from rag.answer.verify import CitedSentence, DraftClaim, VerifiedClaim, render, render_claim, sentences, verify
+from rag.answer.support import supports, unmentioned_names
 from rag.models import Citation, Passage
 
 

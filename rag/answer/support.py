@@ -1,6 +1,6 @@
 """What a statement needs from its evidence, read lexically: its numbers, its names, enough of
 its content words, something of what it adds to the question, and a quotation's exact words.
-The answer's citation check (``rag.citations``) and the eval's judge both stand on these rules."""
+The answer's citation check (``rag.answer.verify``) stands on these rules; the eval does not."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from rag.models import Citation, Passage
-from rag.support import (
+from rag.answer.support import (
     SUPPORT_RATIO, all_names, content_words, echoes_question, misquotes, numbers, supports,
 )
 
