@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -40,6 +41,9 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
             if owned:
                 app.state.service.llm.start()  # loads in the background; /v1/ask waits for it
                 await run_in_threadpool(app.state.service.seed_if_empty)
+                # The keyword index is loaded (or built) while the service already answers
+                # /healthz; a first search waits for it rather than building its own.
+                threading.Thread(target=app.state.service.retriever.keyword_index, daemon=True).start()
             yield
         finally:
             if owned:

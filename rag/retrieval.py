@@ -8,10 +8,15 @@ back another 1.5 ms, next to 9 ms for the raw embedding and Chroma query.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import re
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -20,8 +25,10 @@ from bm25s.stopwords import STOPWORDS_EN
 
 from rag.embedding import MiniLMEmbedding
 from rag.filters import matches
-from rag.models import Passage, SearchFilter
+from rag.models import Chunk, Passage, SearchFilter
 from rag.store import ChromaStore, StoredChunk
+
+log = logging.getLogger(__name__)
 
 Ranking = list[tuple[str, float]]  # (chunk id, score), best first
 WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default, scikit-learn's CountVectorizer's
@@ -33,7 +40,7 @@ class KeywordIndex:
     same analysis: English stop words, Snowball stemming, words of two or more characters), and
     the chunks it was built from, by id."""
 
-    def __init__(self, stored: list[StoredChunk]) -> None:
+    def __init__(self, stored: list[StoredChunk], bm25: bm25s.BM25 | None = None) -> None:
         chunks = [s.chunk for s in stored]
         self._chunk_ids = [chunk.chunk_id for chunk in chunks]
         self._stored = {s.chunk.chunk_id: s for s in stored}
@@ -43,8 +50,8 @@ class KeywordIndex:
         self._document_of = np.array([self._document_codes[c.document_id] for c in chunks], dtype=np.int64)
         self._stemmer = Stemmer.Stemmer("english")
         # Lucene's BM25 scores a chunk without any query term 0, which search() relies on.
-        self._bm25 = bm25s.BM25(method="lucene")
-        if chunks:
+        self._bm25 = bm25 or bm25s.BM25(method="lucene")
+        if chunks and bm25 is None:
             corpus = bm25s.tokenize(
                 [c.text for c in chunks], token_pattern=WORD.pattern, stopwords=STOPWORDS_EN,
                 stemmer=self._stemmer, show_progress=False,
@@ -53,6 +60,40 @@ class KeywordIndex:
 
     def __len__(self) -> int:
         return len(self._chunk_ids)
+
+    # The index on disk: reading 100k chunks back from Chroma and indexing them took ~40 s of a
+    # cold start; loading what was saved takes a few. A saved index is named by the store revision
+    # it was built from, and the name of the current one is written last.
+    def save(self, folder: Path, revision: str) -> None:
+        target = folder / revision
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        rows = [[s.chunk.chunk_id, s.chunk.document_id, s.chunk.index, s.chunk.start, s.chunk.end, s.chunk.text,
+                 s.title, s.metadata] for s in self._stored.values()]
+        (target / "chunks.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        if self._chunk_ids:
+            self._bm25.save(str(target / "bm25"), show_progress=False)
+        pointer = folder / "current.tmp"
+        pointer.write_text(revision, encoding="utf-8")
+        os.replace(pointer, folder / "current")
+        for old in folder.iterdir():
+            if old.is_dir() and old.name != revision:
+                shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path, revision: str) -> KeywordIndex | None:
+        """The index saved for this store revision, or None (none saved, another revision, unreadable)."""
+        try:
+            if not (folder / "current").is_file() or (folder / "current").read_text(encoding="utf-8") != revision:
+                return None
+            rows = json.loads((folder / revision / "chunks.json").read_text(encoding="utf-8"))
+            stored = [StoredChunk(Chunk(chunk_id=r[0], document_id=r[1], index=r[2], start=r[3], end=r[4], text=r[5]),
+                                  r[6], r[7]) for r in rows]
+            bm25 = bm25s.BM25.load(str(folder / revision / "bm25"), show_progress=False) if stored else None
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            log.warning("saved keyword index in %s not used: %s", folder, exc)
+            return None
+        return cls(stored, bm25)
 
     def get(self, chunk_id: str) -> StoredChunk | None:
         return self._stored.get(chunk_id)
@@ -100,9 +141,11 @@ class HybridRetriever:
     """Keeps a BM25 index in step with the store and fuses it with dense search."""
 
     def __init__(
-        self, store: ChromaStore, embedder: MiniLMEmbedding, candidate_k: int, recheck_s: float
+        self, store: ChromaStore, embedder: MiniLMEmbedding, candidate_k: int, recheck_s: float,
+        index_dir: Path | None = None,
     ) -> None:
         self._store = store
+        self._index_dir = index_dir
         self._candidate_k = candidate_k
         self._recheck_s = recheck_s
         self._embedder = embedder
@@ -126,11 +169,25 @@ class HybridRetriever:
         state = (self._store.generation, self._other_writers_count())
         with self._keywords_lock:
             if state != self._keywords_state:
-                self._keywords = KeywordIndex(self._store.all_chunks())
+                self._keywords = self._build()
                 # The chunks just read are the current count: no second rebuild when it is next read.
                 self._chunk_count = (len(self._keywords), time.monotonic())
                 self._keywords_state = (state[0], len(self._keywords))
             return self._keywords
+
+    def _build(self) -> KeywordIndex:
+        """The index of every stored chunk: the one saved for the store's revision, else built
+        from the store (and saved for the next start)."""
+        revision = self._store.revision() if self._index_dir else None
+        if revision and (saved := KeywordIndex.load(self._index_dir, revision)) is not None:
+            return saved
+        built = KeywordIndex(self._store.all_chunks())
+        if revision and self._store.revision() == revision:  # no write during the read
+            try:
+                built.save(self._index_dir, revision)
+            except OSError as exc:  # a full disk or read-only data dir costs the next start time only
+                log.warning("keyword index not saved to %s: %s", self._index_dir, exc)
+        return built
 
     def retrieve(self, query: str, top_k: int, search: SearchFilter | None = None) -> list[Passage]:
         # The embedder directly, not LlamaIndex's get_query_embedding: its instrumentation events

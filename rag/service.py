@@ -44,7 +44,10 @@ class RagService:
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.ingester = Ingester(settings, store, embedder, self.chunker)
-        self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
+        self.retriever = HybridRetriever(
+            store, embedder, settings.candidate_k, settings.store_recheck_s,
+            settings.data_dir / "keyword-index" / settings.collection,
+        )
         self.answerer = Answerer(
             llm, SentenceSelector(embedder, settings.context_sentences), settings.counterpart_similarity,
             settings.answer_step_set,

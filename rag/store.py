@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlparse
@@ -21,6 +22,7 @@ from rag.filters import article_metadata, chroma_where, chunk_fields
 from rag.models import Chunk, DocumentInfo, MetadataValue, SearchFilter
 
 READ_PAGE = 5000  # chunks read from Chroma per request
+REVISION_KEY = "rag_revision"
 # The registry needs no vectors, but Chroma wants one per record.
 _REGISTRY_VECTOR = [1.0]
 
@@ -82,6 +84,8 @@ class ChromaStore:
         except Exception as exc:
             raise StoreUnavailableError(f"cannot open Chroma collection {collection!r}: {exc}") from exc
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
+        if self.revision() is None:  # a store from before revisions: name its current state
+            self._guard(self._bump_revision)
 
     @property
     def generation(self) -> int:
@@ -89,6 +93,17 @@ class ChromaStore:
         return self._generation
 
     # --- reads ---------------------------------------------------------------------------
+    def revision(self) -> str | None:
+        """A token that changes with every write to the chunks, by this process or another: what
+        a keyword index saved to disk is checked against before it is trusted."""
+        metadata = self._guard(lambda: self._client.get_collection(self._chunks.name).metadata) or {}
+        return metadata.get(REVISION_KEY)
+
+    def _bump_revision(self) -> None:
+        # Set after the chunks are written: an index built from a read that missed them was saved
+        # with the token before this one, so it is not trusted.
+        self._chunks.modify(metadata={REVISION_KEY: uuid.uuid4().hex})
+
     def ping(self) -> None:
         try:
             self._client.heartbeat()
@@ -203,6 +218,7 @@ class ChromaStore:
                     documents=[write.text or " " for write in writes],
                     metadatas=[_registry_metadata(write.info) for write in writes],
                 )
+                self._bump_revision()
 
             self._guard(write)
             self._generation += 1
@@ -212,6 +228,7 @@ class ChromaStore:
             def delete() -> None:
                 self.vector_store.delete(ref_doc_id=document_id)
                 self._registry.delete(ids=[document_id])
+                self._bump_revision()
 
             self._guard(delete)
             self._generation += 1

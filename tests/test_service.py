@@ -171,3 +171,38 @@ def test_a_file_with_no_text_is_named_and_the_rest_of_its_folder_is_written(serv
         ("b_blank.txt", "article text is empty once whitespace and page debris are removed")
     ]
     assert [r.document_id for r in report.results] == ["a_good"] and service.store.counts()[0] == 1
+
+
+def test_the_keyword_index_is_saved_and_trusted_only_for_the_store_revision_it_was_built_from(settings, embedder):
+    from rag.retrieval import KeywordIndex
+
+    first = build_service(settings, embedder)
+    first.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
+    query = "How deep did the expedition drill?"
+    expected = [p.chunk_id for p in first.retrieve(query)]
+    folder = settings.data_dir / "keyword-index" / settings.collection
+    revision = first.store.revision()
+    assert revision and (folder / "current").read_text() == revision
+    first.close()
+
+    reopened = build_service(settings.model_copy(update={"store_recheck_s": 0}), embedder)  # sees others' writes at once
+    assert reopened.store.revision() == revision
+    saved = KeywordIndex.load(folder, revision)
+    assert saved is not None and len(saved) == reopened.store.counts()[1]
+    assert [p.chunk_id for p in reopened.retrieve(query)] == expected
+    # Another writer's change moves the revision: the saved index is no longer trusted.
+    other = build_service(settings, embedder)
+    other.ingest(ArticleInput(text="Harbour pilots in Gdansk voted to strike over rosters.", document_id="pilots"))
+    assert other.store.revision() != revision and KeywordIndex.load(folder, other.store.revision()) is None
+    assert reopened.retrieve("harbour pilots strike")[0].document_id == "pilots"
+    assert (folder / "current").read_text() == reopened.store.revision()  # rebuilt and saved anew
+
+
+def test_a_broken_saved_index_is_rebuilt(settings, embedder):
+    service = build_service(settings, embedder)
+    service.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
+    service.retrieve("drill")
+    folder = settings.data_dir / "keyword-index" / settings.collection
+    (folder / service.store.revision() / "chunks.json").write_text("{not json")
+    fresh = build_service(settings, embedder)
+    assert fresh.retrieve("How deep did the expedition drill?")[0].document_id == "vostok"
