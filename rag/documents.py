@@ -56,7 +56,7 @@ def _is_debris(line: str) -> bool:
     words = line.split()
     if len(words) <= 6 and _CALL_TO_ACTION.match(line) and not line.endswith((".", "?", "!")):
         return True
-    # "UJ", "MOSCOW —", "KYIV, Ukraine —": a dateline whose story text was cut away.
+    # "UJ", "LONDON —", "PARIS, France —": a dateline whose story text was cut away.
     dangling_dash = line.endswith(("—", "–")) and len(words) <= 4
     return dangling_dash or (len(words) <= 3 and bool(_DATELINE_FRAGMENT.match(line)))
 

@@ -25,7 +25,7 @@ def name_gate(question: str, passages: list[Passage]) -> str | None:
     return None
 
 
-# Two capitalised words in a row, overlapping ("President Vladimir Putin" gives both pairs).
+# Two capitalised words in a row, overlapping ("Prime Minister Tony" gives both pairs).
 _FULL_NAME = re.compile(r"(?=\b([A-Z][a-z]+) ([A-Z][a-z]+)\b)")
 
 
@@ -34,8 +34,8 @@ def _respelled(word: str, other: str) -> bool:
 
 
 def names_respelled(sentence: str, other: str) -> bool:
-    """Whether ``other`` names someone ``sentence`` names, spelled differently ("Oleksandr
-    Syrsky" / "Oleksandr Syrskyi"): outlets transliterate names differently, and sentences
+    """Whether ``other`` names someone ``sentence`` names, spelled differently ("Mikhail
+    Gorbachev" / "Mikhail Gorbachov"): outlets transliterate names differently, and sentences
     that share only a name are far apart for the embedding model."""
     theirs = _FULL_NAME.findall(other)
     return any(
@@ -58,7 +58,7 @@ def counterpart_quote(
     failing that names the same person spelled differently: the figure, time or spelling may
     differ from the one the model reported. A quote, not the model's words: asked about one
     article alone, the model never declines and stitches the question's words to the
-    sentences' ("Russia deployed Ukrainian soldiers"). ``min_similarity`` above 1: never."""
+    sentences', naming the wrong side as the actor. ``min_similarity`` above 1: never."""
     if min_similarity > 1:
         return None
     ours, others = [], []
@@ -88,8 +88,7 @@ def question_quote(
 ) -> DraftClaim | None:
     """A shown sentence the answer does not cite that holds every content word of the question
     (at least three), quoted: the small model answers from a sentence sharing one striking word
-    with the question ("create") and passes over the one that states the question whole
-    ("…discussing the potential creation of a “buffer zone” along Russia’s border with Ukraine")."""
+    with the question ("create") and passes over the one that states the question whole."""
     asked = content_words(question)
     if len(asked) < 3:
         return None

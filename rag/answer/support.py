@@ -79,9 +79,9 @@ def supports(statement: str, evidence: str, question: str, ratio: float = SUPPOR
         return False  # a bare figure ("86%", "8") is carried by the figure alone
     asked = content_words(question)
     if not named(statement) <= present | asked:
-        return False  # "Dmitry Peskov met Valery Gerasimov" on a sentence where Putin did
+        return False  # a meeting attributed to two people on a sentence where a third met them
     # What the statement adds to the question is its answer: evidence sharing only the
-    # question's words ("Ukraine's offensive", "Kursk") does not carry "began in August".
+    # question's words (the event and the place asked about) does not carry the month it began.
     added = _added(statement, question)
     if added and not added & ({word[:5] for word in present} | numbers(evidence)):
         return False
@@ -93,7 +93,7 @@ _TWO_WORD_START = re.compile(r"\W*[A-Z][^\W\d_]+(?:['’]s)? [A-Z]")
 
 def named(statement: str) -> set[str]:
     """Stems of the capitalised words the statement uses past its first word (and the first
-    when a second follows it: "Dmitry Peskov"), the names of people, places and days a
+    when a second follows it: "Gordon Brown"), the names of people, places and days a
     sentence must hold to carry it. A lone first word is more often "Later" or "Another" than
     a name."""
     words = [re.sub(r"['’]s$", "", w) for w in _WORD.findall(statement)]
@@ -124,8 +124,8 @@ def _added(statement: str, question: str) -> set[str]:
 
 
 def echoes_question(statement: str, question: str) -> bool:
-    """Whether the statement only repeats words of the question ("Witkoff is still on his way",
-    asked "still on his way, or already arrived?"): no word of it can be checked against the
+    """Whether the statement only repeats words of the question ("the envoy is still on his way",
+    asked "is the envoy still on his way, or already arrived?"): no word of it can be checked against the
     evidence."""
     return not _added(statement, question)
 

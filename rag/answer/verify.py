@@ -77,7 +77,7 @@ def closes_abbreviation(word: str) -> bool:
 
 def _is_sentence_end(text: str, stop: re.Match) -> bool:
     """Whether a stop ends its sentence: not before a lower-case word ("a halt to U.S. military
-    aid"), nor after a title or an initialism before a name ("Gen. Valery Gerasimov")."""
+    aid"), nor after a title or an initialism before a name ("Gen. Colin Powell")."""
     if stop.group()[0] != ".":  # "!", "?" or a blank line
         return True
     if text[stop.end() :].lstrip()[:1].islower():
@@ -87,8 +87,8 @@ def _is_sentence_end(text: str, stop: re.Match) -> bool:
 
 def inside_quotation(text: str, start: int, stop: re.Match) -> bool:
     """Whether a stop falls inside a quotation that closes later in its paragraph: quoted
-    speech of several sentences ("“We’ll have to wait and see. It’s up to Russia now,” Trump
-    said") is one statement with its speaker, and a piece of it names no one. A quotation left
+    speech of several sentences ("“We’ll have to wait and see. It’s up to them now,” the
+    minister said") is one statement with its speaker, and a piece of it names no one. A quotation left
     open to the end of its paragraph (cut by a chunk boundary, or a typo) is not waited for."""
     if stop.group() == "\n\n":
         return False
@@ -137,8 +137,8 @@ def _joined(spans: list[_Span]) -> str:
 
 def _with_names_before(spans: list[_Span], statement: str) -> list[_Span]:
     """Cited sentences that leave a name of the statement to the sentence before them, quoted
-    from that sentence on: "Any captured prisoners should be treated as terrorists, he added"
-    shows a reader who said it only after "“The previous status … must be restored,” Putin said."."""
+    from that sentence on: "The talks would resume in March, he added"
+    shows a reader who said it only after "“We are not giving up,” the minister said."."""
     missing = all_names(statement) - content_words(_joined(spans))
     widened = []
     for span in spans:
