@@ -85,7 +85,7 @@ class Ingester:
         report = IngestReport(results=[])
         originals: dict[str, str] = {}  # sha256 -> id holding that text, in this run
         used_ids: dict[str, str] = {}  # id -> label of the article that took it, in this run
-        batch_size = len(sources) if strict else READ_BATCH_FILES
+        batch_size = max(1, len(sources)) if strict else READ_BATCH_FILES
         group: list[_PreparedArticle] = []
         for at in range(0, len(sources), batch_size):
             loaded = []

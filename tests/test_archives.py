@@ -136,3 +136,8 @@ def test_the_store_reopened_keeps_aliases_and_metadata(settings, embedder, tmp_p
     assert reopened.get_document("sport/900").alias_of == "sport/002"
     assert {p.metadata["section"] for p in reopened.retrieve("Gdansk", top_k=5)} <= {"business", "sport"}
     assert {r.status for r in reopened.ingest_paths([archive]).results} == {"unchanged"}
+
+
+def test_nothing_to_ingest_is_an_empty_report(service):
+    assert service.ingest_many([]) == []
+    assert service.ingest_files([]).results == [] and service.store.counts() == (0, 0)
