@@ -10,20 +10,17 @@ import os
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Request
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from api.app import create_app
 from rag.service import ArticleInput
-from tests.conftest import DOC_A, DOC_B, build_answering, free_port
+from tests.conftest import DOC_A, DOC_B, build_answering, serving
 from tests.fake_llm import NOT_FOUND_REPLY, PausedStream, cite, cited_reply, sentence_number
 
 CHROMIUM = os.environ.get("RAG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -343,22 +340,6 @@ def test_the_keyboard_alone_asks_and_opens_a_citation(page, fake_llm, shots):
 
 
 # --- the API key ---------------------------------------------------------------------------------
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        thread.join(timeout=0.05)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_the_page_asks_for_the_api_key_once_and_sends_it(browser, embedder, fake_llm, tmp_path, shots):
     # The service's own key check (RAG_API_KEY); the middleware only records what the page sent.
     keyed = build_answering(tmp_path / "keyed", embedder, fake_llm, api_key="sesame")
