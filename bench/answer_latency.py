@@ -1,10 +1,11 @@
-"""Answer latency with the embedded model over the eval questions: time to the first streamed
-text, total time, and prompt tokens per answer (counted by the llama.cpp server's tokenizer),
-beside the share of answerable questions answered with every key fact, so that a setting which
-shortens the prompt shows what it costs.
+"""Answer latency with the embedded model over an eval question set and its corpus (by default
+the BBC dev questions over ../shared/corpora/bbc, ingested once under the data dir and reused,
+as `rag eval --corpus` does): prompt tokens and generated tokens (counted by the llama.cpp
+server's tokenizer), time to the first streamed text and total, beside answer correctness, so a
+setting that shortens the prompt shows what it costs.
 
-    python bench/answer_latency.py [--limit 46]
-    RAG_CONTEXT_SENTENCES=4 python bench/answer_latency.py   # fewer sentences shown to the model
+    python bench/answer_latency.py [--limit 40] [--set eval/bbc_dev.jsonl] [--corpus DIR]
+    RAG_CONTEXT_SENTENCES=6 python bench/answer_latency.py   # fewer sentences shown
 """
 
 from __future__ import annotations
@@ -21,24 +22,40 @@ from rag.answer.prompt import build_messages
 from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.metrics import answer_correct
-from rag.service import RagService
+from rag.evaluation.session import open_store
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--set", type=Path, default=REPO / "eval" / "bbc_dev.jsonl")
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpora" / "bbc")
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
-    questions = load_questions(REPO / "eval" / "questions.jsonl")[: args.limit]
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), seed_dir=REPO / "seeds")
-        cached = REPO / "data" / "models"
-        if (cached / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf").exists():
-            settings = settings.model_copy(update={"llm_model_path": cached / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"})
-        service = RagService.from_settings(settings)
-        service.ingest_paths([settings.seed_dir])
+    questions = load_questions(args.set)[: args.limit]
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as scratch:
+        service, state = open_store(settings, args.corpus, Path(scratch), needs_llm=True)
+        if state:
+            print(state.describe(), flush=True)
         server = service.llm.base_url().removesuffix("/v1")
-        first_ms, total_ms, prompt_tokens, abstained, correct = [], [], [], 0, 0
+
+        def tokens(text: str) -> int:
+            return httpx.post(f"{server}/extras/tokenize/count", json={"input": text}, timeout=30).json()["count"]
+
+        # What the model wrote, captured at the one seam to it, to count its tokens.
+        written: list[str] = []
+        stream_text = service.llm.stream_text
+
+        def recording_stream(*a, **kw):
+            for piece in stream_text(*a, **kw):
+                written.append(piece)
+                yield piece
+
+        service.llm.stream_text = recording_stream
+        first_ms, total_ms, prompt_tokens, generated_tokens = [], [], [], []
+        abstained = correct = 0
         for question in questions:
+            written.clear()
             started = time.perf_counter()
             first = None
             for event in service.ask_stream(question.question):
@@ -50,21 +67,21 @@ def main() -> None:
             abstained += answer.abstained
             correct += bool(answer_correct(question, answer))
             numbered = service.answerer.numbered(question.question, answer.passages)
-            prompt = "\n".join(m["content"] for m in build_messages(question.question, numbered))
-            count = httpx.post(f"{server}/extras/tokenize/count", json={"input": prompt}, timeout=30).json()
-            prompt_tokens.append(count["count"])
+            prompt_tokens.append(tokens("\n".join(m["content"] for m in build_messages(question.question, numbered))))
+            generated_tokens.append(tokens("".join(written)) if written else 0)
             print(f"{question.id}: first text {first_ms[-1] / 1000:.1f}s, total {total_ms[-1] / 1000:.1f}s, "
-                  f"{prompt_tokens[-1]} prompt tokens", flush=True)
+                  f"{prompt_tokens[-1]} prompt tokens, {generated_tokens[-1]} generated", flush=True)
         service.close()
 
     answerable = sum(q.answerable for q in questions)
-    print(f"\nmachine: {machine()}; {len(questions)} eval questions ({abstained} abstained), "
+    print(f"\nmachine: {machine()}; {len(questions)} questions of {args.set.name} ({abstained} abstained), "
           f"{settings.context_sentences} sentences shown; answer correctness {correct}/{answerable}"
           f" = {correct / max(answerable, 1):.2f}\n")
     print("| measure | p50 | p95 | target |\n|---|---|---|---|")
-    print(f"| time to first streamed text | {p50(first_ms) / 1000:.1f} s | {percentile(first_ms, 0.95) / 1000:.1f} s | <= 2 s |")
-    print(f"| total answer time | {p50(total_ms) / 1000:.1f} s | {percentile(total_ms, 0.95) / 1000:.1f} s | p50 <= 4 s |")
-    print(f"| prompt tokens per answer | {p50(prompt_tokens):.0f} | {percentile(prompt_tokens, 0.95):.0f} | |")
+    print(f"| time to first shown text | {p50(first_ms) / 1000:.1f} s | {percentile(first_ms, 0.95) / 1000:.1f} s | p50 <= 4 s |")
+    print(f"| total answer time | {p50(total_ms) / 1000:.1f} s | {percentile(total_ms, 0.95) / 1000:.1f} s | p50 <= 6 s, p95 <= 10 s |")
+    print(f"| prompt tokens (system prompt included) | {p50(prompt_tokens):.0f} | {percentile(prompt_tokens, 0.95):.0f} | |")
+    print(f"| generated tokens | {p50(generated_tokens):.0f} | {percentile(generated_tokens, 0.95):.0f} | |")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
-ANSWER_STEPS = ("name_gate", "question_quote", "counterpart_quote")
+ANSWER_STEPS = ("reanchor", "quote_evidence")
 
 
 class Settings(BaseSettings):
@@ -45,31 +45,52 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval -----------------------------------------------------------------------
-    top_k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval (an answer reads answer_top_k).")
     candidate_k: int = Field(
         20, ge=1, le=200, description="Candidates each retriever (dense, BM25) offers to fusion."
     )
-    context_sentences: int = Field(
-        8, ge=0, le=200,
-        description="Sentences of the retrieved passages shown to the LLM, those closest to the "
-        "question; 0: all of them. Fewer is faster on a CPU (each prompt token costs the embedded "
-        "model ~16 ms) but may leave out what the answer needs.",
+    answer_top_k: int = Field(
+        8, ge=1, le=50,
+        description="Passages retrieved for an answer, whose sentences are candidates to show the "
+        "model (an API request's top_k overrides it).",
     )
-    counterpart_similarity: float = Field(
-        0.7, ge=0.0, le=1.01,
-        description="An answer ends with a verbatim quote of a shown sentence it does not "
-        "cite when that sentence is at least this close (cosine) to one the answer cites from "
-        "another article: the same event in the other article's words, which may differ in a figure, "
-        "a time or a spelling that a small model reports from one article only. Failing that, "
-        "a sentence naming the same person spelled differently is quoted. Above 1: never (neither).",
+    split_questions: bool = Field(
+        True,
+        description="A question that asks two things (\"…, and when did…\") is also searched "
+        "part by part, each part's passages fused with the whole question's.",
+    )
+    context_sentences: int = Field(
+        10, ge=0, le=200,
+        description="Sentences shown to the LLM, those that bear most on the question; 0: all of "
+        "them. Fewer is faster on a CPU (each prompt token costs the embedded model ~10-16 ms) but "
+        "may leave out what the answer needs.",
+    )
+    sentence_term_weight: float = Field(
+        1.0, ge=0,
+        description="Weight, beside the embedding closeness, of the share of the question's "
+        "content words a sentence holds when choosing the sentences to show.",
+    )
+    sentence_rank_weight: float = Field(
+        0.2, ge=0,
+        description="Weight of the passage's retrieval rank (1/(1+rank)) when choosing sentences.",
+    )
+    answer_min_question_share: float = Field(
+        0.5, ge=0, le=1,
+        description="An answer stands only if the cited articles' retrieved text and titles hold "
+        "at least this share of the question's content words.",
+    )
+    answer_max_tokens: int = Field(
+        96, ge=16, le=2048,
+        description="Most tokens the model may write for an answer (its reply is sentence "
+        "numbers and a short answer).",
     )
     answer_steps: str = Field(
-        "name_gate,question_quote,counterpart_quote",
-        description="The switchable steps around the model's answer, comma-separated (empty: none): "
-        "name_gate abstains before asking the model when the question names something no retrieved "
-        "passage mentions; question_quote adds a quote of a shown sentence that holds every content "
-        "word of the question; counterpart_quote adds the other article's sentence on the same event. "
-        "Their measured effect: docs/answer-steps.md.",
+        "reanchor,quote_evidence",
+        description="The repairs tried when verification rejects the model's answer, "
+        "comma-separated (empty: none): reanchor cites the shown sentence that holds every word "
+        "of the answer when the cited ones do not; quote_evidence answers with the cited "
+        "sentence quoted when the model's words are not all in it. Their measured effect: "
+        "docs/answer-steps.md.",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(

@@ -151,13 +151,14 @@ class LLM:
         return (choice.message.content or "") if choice else ""
 
     def stream_text(
-        self, messages: list[dict], options: GenerationOptions | None = None, in_turn: bool = False
+        self, messages: list[dict], options: GenerationOptions | None = None, in_turn: bool = False,
+        schema: dict | None = None,
     ) -> Iterator[str]:
-        """The model's free-text reply to ``messages`` as it is generated, piece by piece.
-        ``in_turn``: the caller holds a turn() already."""
+        """The model's reply to ``messages`` as it is generated, piece by piece: free text, or
+        JSON following ``schema``. ``in_turn``: the caller holds a turn() already."""
         with (nullcontext() if in_turn else self.turn()), self._errors():
             stream = self._openai().chat.completions.create(
-                **self._request(messages, None, "", options), stream=True
+                **self._request(messages, schema, "reply", options), stream=True
             )
             try:
                 for chunk in stream:

@@ -155,6 +155,8 @@ class Answer(BaseModel):
     answer: str
     abstained: bool
     abstain_reason: str | None = None
+    # The repair (RAG_ANSWER_STEPS) whose reply is shown, when verification rejected the model's.
+    repair: str | None = None
     citations: list[Citation]
     passages: list[Passage]
     model: str

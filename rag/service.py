@@ -28,7 +28,7 @@ from rag.models import (
     Passage,
     SearchFilter,
 )
-from rag.retrieval import HybridRetriever
+from rag.retrieval import HybridRetriever, question_parts
 from rag.store import ChromaStore, connect
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,11 @@ class RagService:
             store, embedder, settings.candidate_k, settings.store_recheck_s,
             settings.data_dir / "keyword-index" / settings.collection,
         )
+        selector = SentenceSelector(
+            embedder, settings.context_sentences, settings.sentence_term_weight, settings.sentence_rank_weight,
+        )
         self.answerer = Answerer(
-            llm, SentenceSelector(embedder, settings.context_sentences), settings.counterpart_similarity,
-            settings.answer_step_set,
+            llm, selector, settings.answer_step_set, settings.answer_min_question_share, settings.answer_max_tokens,
         )
 
     @classmethod
@@ -146,12 +148,17 @@ class RagService:
         originals = list(dict.fromkeys(infos[d].alias_of or d for d in search.document_ids))
         return search.model_copy(update={"document_ids": originals})
 
-    def retrieve(self, query: str, top_k: int | None = None, search: SearchFilter | None = None) -> list[Passage]:
+    def retrieve(
+        self, query: str, top_k: int | None = None, search: SearchFilter | None = None, by_parts: bool = False,
+    ) -> list[Passage]:
+        """The best passages for the query; ``by_parts``: a question asking two things is also
+        searched part by part (settings.split_questions)."""
         query = self.check_query(query)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise InvalidInputError("top_k must be between 1 and 50")
-        return self.retriever.retrieve(query, top_k, self.check_filter(search))
+        parts = question_parts(query) if by_parts and self.settings.split_questions else []
+        return self.retriever.retrieve(query, top_k, self.check_filter(search), parts)
 
     # --- answering -----------------------------------------------------------------------
     def ask(
@@ -159,7 +166,7 @@ class RagService:
         options: GenerationOptions | None = None,
     ) -> Answer:
         started = time.perf_counter()
-        passages = self.retrieve(question, top_k, search)
+        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, by_parts=True)
         retrieve_ms = (time.perf_counter() - started) * 1000
         return self.answerer.answer(self.check_query(question), passages, retrieve_ms, options)
 
@@ -169,7 +176,7 @@ class RagService:
     ) -> Iterator[AnswerEvent]:
         """Like ask(), as verified pieces of text and then the Answer."""
         started = time.perf_counter()
-        passages = self.retrieve(question, top_k, search)
+        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, by_parts=True)
         retrieve_ms = (time.perf_counter() - started) * 1000
         return self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
 

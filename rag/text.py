@@ -102,3 +102,35 @@ def sentences(text: str) -> list[tuple[int, int]]:
         spans.append((start, start + len(body)))
         cursor = start + len(body)
     return spans
+
+
+# Function words, and the words of reporting ("said", "according"), which carry no fact of their
+# own: comparing two texts by what they state means leaving these out.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers him his how i if in into is it its itself just me
+    more most my no nor not now of off on once only or other our out over own same she should so
+    some such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who whom whose why will with would you
+    your yes said says say saying according told tell article articles story stories report
+    reported reports news many much""".split()
+)
+
+
+# A figure, its thousands groups included even when written with a space after the comma.
+_NUMBER = re.compile(r"\d{1,3}(?:, ?\d{3})+(?:\.\d+)?(?!\d)|\d+(?:[.,]\d+)*")
+
+
+def content_terms(text: str) -> set[str]:
+    """The stems of the text's words that are not function words, and its figures without
+    thousands separators ("125,508" and "125508" are one figure, "1.2bn" holds 1.2)."""
+    flat = normalise(text).lower()
+    figures = {n.replace(",", "").replace(" ", "") for n in _NUMBER.findall(flat)}
+    plain = [w.removesuffix("'s") for w in _WORD.findall(_NUMBER.sub(" ", flat))]
+    kept = [w for w in plain if w not in STOPWORDS and len(w) > 1]
+    return figures | set(stems(kept))
+
+
+def is_number(term: str) -> bool:
+    return any(ch.isdigit() for ch in term)

@@ -13,29 +13,32 @@ import httpx
 BASE_URL = "http://fake-llm.test/v1"
 
 
-NOT_FOUND_REPLY = "NOT FOUND"
+def reply(numbers: list[int], answer: str) -> str:
+    """A reply in the shape the prompt asks for: the sentence numbers, then the answer."""
+    return json.dumps({"sentences": numbers, "answer": answer})
 
 
-def cited_reply(*claims: tuple[str, str]) -> str:
-    """A reply in the shape the prompt asks for: each statement ends with its sentence
-    numbers, e.g. ("430 soldiers surrendered", "2.1")."""
-    return " ".join(f"{statement.rstrip('.')} [{ids}]." for statement, ids in claims)
+NOT_FOUND_REPLY = reply([], "")
+
+
+def cited_reply(*claims: tuple[str, str | int]) -> str:
+    """One reply stating every claim (statement, sentence numbers: 3, "3" or "3][5"), the
+    statements joined, the numbers in order."""
+    numbers = [int(n) for _, ids in claims for n in str(ids).replace("[", "").split("]") if n.strip()]
+    return reply(list(dict.fromkeys(numbers)), ". ".join(statement.rstrip(".") for statement, _ in claims))
 
 
 def sentences_in(request: dict) -> dict[str, str]:
-    """The numbered sentences as the prompt showed them to the model: {"2.3": text}."""
+    """The numbered sentences as the prompt showed them to the model: {"3": text}."""
     user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-    block = user.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
-    found = (line.split("] ", 1) for line in block.splitlines() if line.startswith("["))
+    found = (line.split("] ", 1) for line in user.splitlines() if line.startswith("["))
     return {number.lstrip("["): text for number, text in found}
 
 
-def passages_in(request: dict) -> list[str]:
-    """Each numbered passage's text as the prompt showed it."""
-    passages: dict[str, list[str]] = {}
-    for number, text in sentences_in(request).items():
-        passages.setdefault(number.split(".")[0], []).append(text)
-    return [" ".join(texts) for texts in passages.values()]
+def articles_in(request: dict) -> list[str]:
+    """The titles of the articles the prompt showed, in order."""
+    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    return [line.removeprefix("Article: ") for line in user.splitlines() if line.startswith("Article: ")]
 
 
 def sentence_number(request: dict, fragment: str) -> str:
@@ -43,14 +46,13 @@ def sentence_number(request: dict, fragment: str) -> str:
 
 
 def cite(fragment: str, statement: str, shift: int = 0) -> Callable[[dict], str]:
-    """A reply citing the sentence that contains ``fragment``, or the sentence of that number
-    ``shift`` passages later, to play a model that numbers passages wrongly."""
+    """A reply citing the sentence that contains ``fragment``, or the sentence ``shift``
+    numbers on, to play a model that gives its neighbour's number."""
 
-    def reply(request: dict) -> str:
-        passage, sentence = sentence_number(request, fragment).split(".")
-        return cited_reply((statement, f"{int(passage) + shift}.{sentence}"))
+    def respond(request: dict) -> str:
+        return cited_reply((statement, int(sentence_number(request, fragment)) + shift))
 
-    return reply
+    return respond
 
 
 class InterruptMidStream:

@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import DOC_A, DOC_B, build_answering
+from tests.conftest import DOC_A, DOC_B
 from tests.fake_llm import NOT_FOUND_REPLY, cite
 from tests.test_answering import SUDZHA_Q, SUDZHA_QUOTE
 
@@ -16,29 +16,22 @@ def api(answering):
         yield client
 
 
-def test_the_name_gate_is_a_step_that_can_be_switched_off(tmp_path, embedder, fake_llm):
-    ungated = build_answering(tmp_path / "ungated", embedder, fake_llm, answer_steps="question_quote,counterpart_quote")
-    fake_llm.script(NOT_FOUND_REPLY)
-    answer = ungated.ask("What did Volodymyr Zelensky say about the visit to Kursk?")
-    assert answer.abstained and answer.abstain_reason == "the model found no answer in the passages"
-    assert len(fake_llm.requests) == 1  # the model was asked
-
-
 def test_unknown_answer_steps_are_refused():
     from pydantic import ValidationError
 
     from rag.config import Settings
 
     with pytest.raises(ValidationError, match="unknown answer step 'rerank'"):
-        Settings(answer_steps="name_gate,rerank")
+        Settings(answer_steps="reanchor,rerank")
     assert Settings(answer_steps="").answer_step_set == frozenset()
+    assert Settings().answer_step_set == {"reanchor", "quote_evidence"}
 
 
 def test_filters_reach_ask_and_chat_over_http(api, fake_llm):
     # The seeds carry no section: a filter on one leaves nothing, and the model is never asked.
     body = api.post("/v1/ask", json={"question": SUDZHA_Q, "where": {"section": "sport"}}).json()
     assert body["abstained"] and body["passages"] == [] and fake_llm.requests == []
-    fake_llm.script(cite(SUDZHA_QUOTE, "The Russian Defense Ministry said it retook Sudzha."))
+    fake_llm.script(cite(SUDZHA_QUOTE, "Sudzha"))
     body = api.post("/v1/ask", json={"question": SUDZHA_Q, "document_ids": [DOC_B]}).json()
     assert {p["document_id"] for p in body["passages"]} == {DOC_B}
     fake_llm.script("Which town did the Russian Defense Ministry say it retook?", NOT_FOUND_REPLY)

@@ -2,6 +2,5 @@
 
 from rag.answer.answerer import NOT_FOUND, AnswerEvent, Answerer
 from rag.answer.prompt import SentenceSelector
-from rag.answer.repairs import ANSWER_STEPS
 
-__all__ = ["ANSWER_STEPS", "NOT_FOUND", "AnswerEvent", "Answerer", "SentenceSelector"]
+__all__ = ["NOT_FOUND", "AnswerEvent", "Answerer", "SentenceSelector"]

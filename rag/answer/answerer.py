@@ -1,50 +1,21 @@
-"""The answer path, one way: what the model is shown (prompt), what it wrote (parse), each claim
-accepted or rejected (verify), the switchable steps around it (repairs), and the Answer built
-from what survives."""
+"""The answer path, one way: what the model is shown (prompt), what it wrote (parse), accepted or
+rejected (verify), second replies offered by the switchable repairs, and the Answer built from
+the reply that holds."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 
-from rag.answer.parse import CitedProseParser
-from rag.answer.prompt import NumberedSentences, SentenceSelector, build_messages, number_sentences
-from rag.answer.repairs import (
-    ANSWER_STEPS,
-    COUNTERPART_QUOTE,
-    NAME_GATE,
-    QUESTION_QUOTE,
-    counterpart_quote,
-    name_gate,
-    question_quote,
-)
-from rag.answer.verify import ClaimVerifier, DraftClaim, render, render_claim
+from rag.answer.parse import ModelReply, ReplyParser
+from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, build_messages
+from rag.answer.repairs import REPAIRS
+from rag.answer.verify import verify
+from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
-from rag.models import Answer, Passage, Timings
+from rag.models import Answer, Citation, Passage, Timings
 
-MAX_CLAIMS = 3
 NOT_FOUND = "The articles do not contain the answer to this question."
-
-
-def _unanswerable_reason(question: str, passages: list[Passage], steps: frozenset[str]) -> str | None:
-    """Why the passages cannot answer, decided before asking the model."""
-    if not passages:
-        return "no passage was retrieved"
-    return name_gate(question, passages) if NAME_GATE in steps else None
-
-
-def _verified(drafts: list[DraftClaim], verifier: ClaimVerifier) -> Iterator[str]:
-    """The text of each draft that passes verification, as it will read in the answer."""
-    for draft in drafts:
-        if len(verifier.claims) < MAX_CLAIMS and (claim := verifier.add(draft)):
-            yield (" " if len(verifier.claims) > 1 else "") + render_claim(claim)
-
-
-def _quote(verifier: ClaimVerifier, quote: DraftClaim | None) -> Iterator[str]:
-    """A quote closing an answer that has claims, if it passes verification."""
-    if verifier.claims and quote and (claim := verifier.add(quote)):
-        yield " " + render_claim(claim)
-
 
 # What Answerer.stream yields: pieces of verified answer text, then the whole Answer.
 AnswerEvent = str | Answer
@@ -52,17 +23,18 @@ AnswerEvent = str | Answer
 
 class Answerer:
     def __init__(
-        self, llm: LLM, selector: SentenceSelector | None = None, counterpart_similarity: float = 2.0,
-        steps: frozenset[str] = frozenset(ANSWER_STEPS),
+        self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
+        min_question_share: float = 0.5, max_tokens: int = 96,
     ) -> None:
         self.llm = llm
         self._selector = selector
-        self._counterpart_similarity = counterpart_similarity
         self._steps = steps
+        self._min_question_share = min_question_share
+        self._max_tokens = max_tokens
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
-        return number_sentences(passages, self._selector.select(question, passages) if self._selector else None)
+        return self._selector.select(question, passages)
 
     def answer(
         self, question: str, passages: list[Passage], retrieve_ms: float,
@@ -75,54 +47,74 @@ class Answerer:
         self, question: str, passages: list[Passage], retrieve_ms: float,
         options: GenerationOptions | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Verified statements as soon as each claim is complete, then the Answer. A claim
-        that fails verification is never shown."""
+        """The verified answer's text as soon as the model has written it, then the Answer. An
+        answer that fails verification is never shown."""
         started = time.perf_counter()
-        verifier = ClaimVerifier(passages, question)
-        reason = _unanswerable_reason(question, passages, self._steps)
-        if not reason:
+        if not passages:
+            answer = self._abstained("no passage was retrieved", passages, retrieve_ms, started)
+        else:
             # The sentence selection embeds; on the embedded model's two cores that would slow
             # another request's generation, so it runs in this request's turn at the LLM.
             with self.llm.turn():
                 numbered = self.numbered(question, passages)
-                verifier = ClaimVerifier(passages, question, shown=list(numbered.spans.values()))
-                parser = CitedProseParser(numbered)
-                for delta in self.llm.stream_text(build_messages(question, numbered), options, in_turn=True):
-                    yield from _verified(parser.feed(delta), verifier)
-                    if len(verifier.claims) >= MAX_CLAIMS:
-                        break  # leaving the stream stops the generation: nothing more would be shown
-                yield from _verified(parser.finish(), verifier)
-                # The second quote sees the first one's citation, so no sentence is quoted twice.
-                if QUESTION_QUOTE in self._steps:
-                    yield from _quote(verifier, question_quote(numbered, passages, verifier.citations, question))
-                if COUNTERPART_QUOTE in self._steps:
-                    yield from _quote(verifier, counterpart_quote(
-                        numbered, passages, verifier.citations, self._counterpart_similarity,
-                    ))
-            if parser.declined:
-                reason = "the model found no answer in the passages"
-        answer = self._finish(verifier, reason, passages, retrieve_ms, started)
-        if answer.abstained:
-            yield answer.answer
+                reply = self._reply(question, numbered, options)
+            answer = self._checked(reply, numbered, passages, question, retrieve_ms, started)
+        yield answer.answer
         yield answer
 
-    def _finish(
-        self, verifier: ClaimVerifier, reason: str | None, passages: list[Passage],
+    def _reply(self, question: str, numbered: NumberedSentences, options: GenerationOptions | None) -> ModelReply:
+        options = options or GenerationOptions()
+        capped = GenerationOptions(options.temperature, min(options.max_tokens or self._max_tokens, self._max_tokens))
+        parser = ReplyParser()
+        for delta in self.llm.stream_text(build_messages(question, numbered), capped, in_turn=True, schema=REPLY_SCHEMA):
+            if parser.feed(delta):
+                break  # leaving the stream stops the generation: the rest is closing brackets
+        return parser.finish()
+
+    def _checked(
+        self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
         retrieve_ms: float, started: float,
     ) -> Answer:
-        generate_ms = (time.perf_counter() - started) * 1000
-        timings = Timings(
-            retrieve_ms=round(retrieve_ms, 1), generate_ms=round(generate_ms, 1),
-            total_ms=round(retrieve_ms + generate_ms, 1),
-        )
-        if not verifier.claims:
-            return Answer(
-                answer=NOT_FOUND, abstained=True,
-                abstain_reason=reason or "no claim of the model's answer has verifiable evidence in the passages",
-                citations=[], passages=passages, model=self.llm.model, timings=timings,
-            )
-        text, citations = render(verifier.claims)
+        if reply.declined:
+            return self._abstained("the model found no answer in the sentences it was shown", passages, retrieve_ms, started)
+        verdict = verify(reply, numbered, passages, question, self._min_question_share)
+        repaired_by = None
+        for name, repair in REPAIRS.items():
+            if verdict.accepted:
+                break
+            if name in self._steps and (second := repair(reply, verdict, numbered, passages, question)):
+                second_verdict = verify(second, numbered, passages, question, self._min_question_share)
+                if second_verdict.accepted:
+                    reply, verdict, repaired_by = second, second_verdict, name
+        if not verdict.accepted:
+            return self._abstained(verdict.reason, passages, retrieve_ms, started)
+        citations = [_citation(ref, sentence, passages) for ref, sentence in enumerate(verdict.evidence, 1)]
+        markers = "".join(f"[{c.ref}]" for c in citations)
+        text = f"{reply.answer.rstrip(' .')} {markers}."
         return Answer(
-            answer=text, abstained=False, citations=citations, passages=passages,
-            model=self.llm.model, timings=timings,
+            answer=text, abstained=False, repair=repaired_by, citations=citations, passages=passages,
+            model=self.llm.model, timings=_timings(retrieve_ms, started),
         )
+
+    def _abstained(self, reason: str, passages: list[Passage], retrieve_ms: float, started: float) -> Answer:
+        return Answer(
+            answer=NOT_FOUND, abstained=True, abstain_reason=reason, citations=[], passages=passages,
+            model=self.llm.model, timings=_timings(retrieve_ms, started),
+        )
+
+
+def _timings(retrieve_ms: float, started: float) -> Timings:
+    generate_ms = (time.perf_counter() - started) * 1000
+    return Timings(
+        retrieve_ms=round(retrieve_ms, 1), generate_ms=round(generate_ms, 1),
+        total_ms=round(retrieve_ms + generate_ms, 1),
+    )
+
+
+def _citation(ref: int, sentence, passages: list[Passage]) -> Citation:
+    passage = passages[sentence.passage]
+    return Citation(
+        ref=ref, document_id=passage.document_id, title=passage.title, chunk_id=passage.chunk_id,
+        quote=sentence.text_in(passages), start=passage.start + sentence.start,
+        end=passage.start + sentence.end, metadata=passage.metadata,
+    )

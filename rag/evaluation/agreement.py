@@ -47,7 +47,7 @@ def _order(verdict: CitationVerdict) -> str:
 
 
 def comparable(verdicts: list[CitationVerdict]) -> list[CitationVerdict]:
-    """Gold-decided verdicts a judge reading only the quote and the statement could reach."""
+    """Gold-decided verdicts a judge reading the question, the quote and the statement could reach."""
     return [v for v in verdicts if v.decided_by == "gold" and v.basis in ("gold-span", "fact-missing")]
 
 
@@ -55,7 +55,7 @@ def judge_agreement(judge: SupportJudge, verdicts: list[CitationVerdict], sample
     """The judge's verdicts on up to ``sample`` gold-decided citations, against gold's."""
     unique = {(v.statement, v.quote): v for v in comparable(verdicts)}
     chosen = sorted(unique.values(), key=_order)[:sample]
-    pairs = [(bool(v.held), judge.supports(v.quote, v.statement), v) for v in chosen]
+    pairs = [(bool(v.held), judge.supports(v.quote, v.statement, v.question), v) for v in chosen]
     held = [accepted for gold, accepted, _ in pairs if gold]
     rejected = [accepted for gold, accepted, _ in pairs if not gold]
     return JudgeAgreement(

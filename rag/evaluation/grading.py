@@ -32,6 +32,7 @@ class CitationVerdict(BaseModel):
     """One use of a citation by one statement, and what became of it."""
 
     question_id: str
+    question: str = ""  # what the statement answers: the judge reads it too
     statement: str
     ref: int
     document_id: str
@@ -57,7 +58,7 @@ def grade_by_gold(
 
     def verdict(held: bool | None, basis: Basis, reason: str, facts=(), judge_facts=()) -> CitationVerdict:
         return CitationVerdict(
-            question_id=question.id, statement=statement, ref=citation.ref,
+            question_id=question.id, question=question.question, statement=statement, ref=citation.ref,
             document_id=citation.document_id, quote=citation.quote, held=held,
             decided_by="undecided" if held is None else "gold", basis=basis, reason=reason,
             facts=[f.fact for f in facts], judge_facts=[f.fact for f in judge_facts],

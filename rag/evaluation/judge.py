@@ -13,9 +13,9 @@ from functools import lru_cache
 from rag.llm import LLM
 
 JUDGE_PROMPT = (
-    "You check whether a statement is supported by a quote from a news article. Answer "
-    '{"supported": true} only if the quote states everything the statement says; '
-    'otherwise {"supported": false}. Reply with JSON only.'
+    "You check whether a quote from a news article supports an answer to a question. Answer "
+    '{"supported": true} only if the quote states everything the answer says, read as an answer '
+    'to the question; otherwise {"supported": false}. Reply with JSON only.'
 )
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
@@ -26,17 +26,20 @@ class SupportJudge:
         self.asked = 0
         self._cached = lru_cache(maxsize=8192)(self._judge)
 
-    def supports(self, quote: str, statement: str) -> bool:
-        """Whether the quote supports the statement; asked once per distinct pair."""
+    def supports(self, quote: str, statement: str, question: str = "") -> bool:
+        """Whether the quote supports the statement as an answer to the question (a short
+        answer, "Alan Wiley", says something only beside its question); asked once per
+        distinct triple."""
         if not quote.strip() or not statement.strip():
             return False
-        return self._cached(" ".join(quote.split()), " ".join(statement.split()))
+        return self._cached(" ".join(quote.split()), " ".join(statement.split()), " ".join(question.split()))
 
-    def _judge(self, quote: str, statement: str) -> bool:
+    def _judge(self, quote: str, statement: str, question: str) -> bool:
         self.asked += 1
+        asked = f"Question: {question}\n\n" if question else ""
         messages = [
             {"role": "system", "content": JUDGE_PROMPT},
-            {"role": "user", "content": f"Quote: {quote}\n\nStatement: {statement}"},
+            {"role": "user", "content": f"{asked}Quote: {quote}\n\nAnswer: {statement}"},
         ]
         raw = self.llm.chat_json(messages, _SCHEMA, "support_verdict")
         try:

@@ -36,6 +36,8 @@ class QuestionScore(BaseModel):
     retrieval_document_rank: int | None  # ... of the first passage from a document holding gold text
     latency_ms: float
     answer: str
+    abstain_reason: str | None = None
+    repair: str | None = None  # the answer path's repair that produced the answer, as it reports it
     verdicts: list[CitationVerdict] = []
     gold_missing: list[str] = []  # gold texts not found in the document they name
 
@@ -113,7 +115,7 @@ def grade_answer(
                 continue  # a marker naming no citation: nothing to check
             verdict = grade_by_gold(question, statement, by_ref[ref], gold, texts)
             if verdict.decided_by == "undecided" and judge is not None:
-                verdict = with_judge(verdict, judge.supports(verdict.quote, statement))
+                verdict = with_judge(verdict, judge.supports(verdict.quote, statement, question.question))
             verdicts.append(verdict)
     return verdicts
 
@@ -130,6 +132,7 @@ def score_question(
     return QuestionScore(
         id=question.id, category=question.category, answerable=question.answerable,
         abstained=answer.abstained, correct=answer_correct(question, answer),
+        abstain_reason=answer.abstain_reason, repair=answer.repair,
         key_facts=len(question.key_facts), facts_supported=len(supported),
         citations=len(verdicts), citations_held=sum(bool(v.held) for v in verdicts),
         quotes=len(answer.citations), citations_verbatim=sum(is_verbatim(c, texts) for c in answer.citations),
