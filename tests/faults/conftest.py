@@ -24,7 +24,8 @@ from tests.fake_llm import cited_reply, sentences_in
 from tests.test_servers import stop, wait_until_ok
 
 HERE = Path(__file__).parent
-FIGURES: Counter = Counter()  # the whole run's, over every fault test
+# The whole run's, over every fault test.
+FIGURES: Counter = Counter(dict.fromkeys(["faults_injected", "requests", "responses_5xx", "documents_lost"], 0))
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -40,7 +41,7 @@ def figures() -> Counter:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if not FIGURES:
+    if not any(FIGURES.values()):
         return
     line = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(FIGURES.items()))
     terminalreporter.write_line(f"fault suite figures: {line}")
