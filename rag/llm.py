@@ -145,6 +145,10 @@ class LLM:
             raise LLMUnavailableError(
                 f"the LLM at {self._where()} answered HTTP {exc.status_code}: {_short(exc.message)}"
             ) from None
+        except httpx.TransportError as exc:
+            # openai wraps what fails before the reply; a connection lost while the reply streams
+            # in (the server killed mid-answer) reaches the reader as httpx's own error.
+            raise LLMUnavailableError(f"the LLM at {self._where()} stopped answering mid-reply: {exc}") from None
 
     def turn(self) -> threading.BoundedSemaphore:
         """A turn at the LLM (one of llm_concurrency), for a caller to hold across its request's

@@ -80,13 +80,22 @@ class RagServer:
     def __init__(self, env: dict[str, str], prefix: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [*(prefix or []), *rag_command("serve", "--port", str(self.port))],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
+        self.log_path = Path(env["RAG_DATA_DIR"]).parent / f"rag-serve-{self.port}.log"
+        with self.log_path.open("wb") as log:  # a file, not a pipe nobody reads that could fill
+            self.process = subprocess.Popen(
+                [*(prefix or []), *rag_command("serve", "--port", str(self.port))],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        """The end of what the server wrote, for a failing assertion to show."""
+        return self.log_path.read_text(errors="replace")[-4000:]
 
     def wait_ready(self, deadline_s: float = 120) -> RagServer:
-        wait_until_ok(f"{self.url}/healthz", self.process, deadline_s)
+        try:
+            wait_until_ok(f"{self.url}/healthz", self.process, deadline_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log()}") from None
         return self
 
     def stop(self) -> None:
