@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(0, ge=0, le=128, description="Tokens shared by neighbouring chunks.")
     embed_batch_size: int = Field(32, ge=1, le=512, description="Texts per embedding-model call.")
+    ingest_group_chunks: int = Field(
+        256, ge=1, le=8192,
+        description="Chunks embedded and written to Chroma together when ingesting many articles: "
+        "the embedding model and Chroma pay per call, so fewer, larger groups are faster, and a run "
+        "that is stopped keeps every group it finished.",
+    )
     max_document_bytes: int = Field(
         2_000_000, ge=1, description="Largest accepted article (UTF-8 bytes); larger gets HTTP 413."
     )

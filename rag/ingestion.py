@@ -19,8 +19,6 @@ from rag.store import ChromaStore, DocumentWrite
 
 log = logging.getLogger(__name__)
 
-# Chunks embedded and written to Chroma together when ingesting many articles.
-INGEST_GROUP_CHUNKS = 256
 # Files read and looked up in the store together (one registry request per batch, not per file).
 READ_BATCH_FILES = 64
 
@@ -116,7 +114,7 @@ class Ingester:
                 loaded.append(item)
             for item in self._prepare_batch(loaded, originals):
                 group.append(item)
-                if sum(len(g.chunks) for g in group) >= INGEST_GROUP_CHUNKS:
+                if sum(len(g.chunks) for g in group) >= self.settings.ingest_group_chunks:
                     report.results += self.write_group(group, on_each)
                     group = []
         report.results += self.write_group(group, on_each)

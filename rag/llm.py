@@ -4,6 +4,7 @@ endpoint configured, the embedded llama.cpp server (rag.llm_server) is started a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,6 +21,17 @@ from rag.llm_server import EmbeddedLlamaServer, packaged_model
 log = logging.getLogger(__name__)
 
 JsonMode = Literal["json_schema", "json_object", "none"]
+
+# A chat template's control tokens written out as text (ChatML's <|im_start|>, Llama 3's
+# <|eot_id|>). llama.cpp's server tokenizes the prompt it formats with special tokens parsed, so
+# such text inside an article would open a turn of its own: a "system" message the model obeys.
+_CONTROL_TOKEN = re.compile(r"<\|([A-Za-z0-9_.\-]{1,40})\|>")
+
+
+def defuse_control_tokens(text: str) -> str:
+    """``text`` with each control token written as plain words (``<|im_start|>`` -> ``<im_start>``):
+    what a message says can never become the template's structure."""
+    return _CONTROL_TOKEN.sub(r"<\1>", text)
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ class LLM:
         options = options or GenerationOptions()
         request: dict = {
             "model": self.model,
-            "messages": messages,
+            "messages": [{**m, "content": defuse_control_tokens(m["content"])} for m in messages],
             "temperature": options.temperature if options.temperature is not None else 0.0,
             "max_tokens": min(options.max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens),
         }
@@ -133,6 +145,10 @@ class LLM:
             raise LLMUnavailableError(
                 f"the LLM at {self._where()} answered HTTP {exc.status_code}: {_short(exc.message)}"
             ) from None
+        except httpx.TransportError as exc:
+            # openai wraps what fails before the reply; a connection lost while the reply streams
+            # in (the server killed mid-answer) reaches the reader as httpx's own error.
+            raise LLMUnavailableError(f"the LLM at {self._where()} stopped answering mid-reply: {exc}") from None
 
     def turn(self) -> threading.BoundedSemaphore:
         """A turn at the LLM (one of llm_concurrency), for a caller to hold across its request's

@@ -14,6 +14,7 @@ from rag.documents import Chunker
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import InvalidInputError, NotFoundError, RagError
 from rag.ingestion import Ingester, OnEach
+from rag.links import without_unstated_links
 from rag.llm import LLM, GenerationOptions
 from rag.loading import ArticleFile, find_article_files
 from rag.models import (
@@ -165,20 +166,20 @@ class RagService:
         self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
         options: GenerationOptions | None = None,
     ) -> Answer:
-        started = time.perf_counter()
-        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, by_parts=True)
-        retrieve_ms = (time.perf_counter() - started) * 1000
-        return self.answerer.answer(self.check_query(question), passages, retrieve_ms, options)
+        *_, answer = self.ask_stream(question, top_k, search, options)
+        return answer
 
     def ask_stream(
         self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
         options: GenerationOptions | None = None,
     ) -> Iterator[AnswerEvent]:
-        """Like ask(), as verified pieces of text and then the Answer."""
+        """Like ask(), as verified pieces of text and then the Answer. Articles are untrusted:
+        a statement carrying a link they do not give is withheld here (rag.links)."""
         started = time.perf_counter()
         passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, by_parts=True)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        return self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
+        events = self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
+        return without_unstated_links(events, passages)
 
     def chat(
         self, messages: list[ChatMessage], options: GenerationOptions | None = None,

@@ -45,7 +45,20 @@ def connect(settings: Settings) -> chromadb.ClientAPI:
     except InvalidInputError:
         raise
     except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
-        raise StoreUnavailableError(f"cannot open Chroma ({settings.chroma_url or settings.chroma_path}): {exc}") from exc
+        raise store_error(f"cannot open Chroma ({settings.chroma_url or settings.chroma_path})", exc) from exc
+
+
+# How SQLite (under embedded Chroma and a Chroma server alike) says it cannot write: the embedded
+# store cannot even be opened in a read-only folder, since opening writes.
+_UNWRITABLE = ("database or disk is full", "readonly database", "read-only file system", "no space left")
+
+
+def store_error(what: str, exc: Exception) -> StoreUnavailableError:
+    """The error a failed store request becomes, naming a full disk or a read-only data
+    directory when that is the cause, since that is what the reader has to fix."""
+    if any(words in str(exc).lower() for words in _UNWRITABLE):
+        return StoreUnavailableError(f"{what}: the store cannot be written (a full disk or a read-only data directory): {exc}")
+    return StoreUnavailableError(f"{what}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,7 @@ class ChromaStore:
         try:
             return operation()
         except Exception as exc:
-            raise StoreUnavailableError(f"Chroma request failed: {exc}") from exc
+            raise store_error("Chroma request failed", exc) from exc
 
 
 def _read_all(collection: chromadb.Collection, include: list[str], where: dict | None = None) -> dict[str, list]:

@@ -128,8 +128,9 @@ def test_bad_articles_are_refused_and_nothing_is_written(seeded, article, error)
     assert seeded.store.counts() == before
 
 
-def test_many_articles_at_once_store_what_one_at_a_time_stores(service, settings, embedder, tmp_path, monkeypatch):
-    monkeypatch.setattr("rag.ingestion.INGEST_GROUP_CHUNKS", 3)  # several write groups, each over articles
+def test_many_articles_at_once_store_what_one_at_a_time_stores(settings, embedder, tmp_path):
+    # Several write groups, each over articles.
+    service = build_service(settings.model_copy(update={"ingest_group_chunks": 3}), embedder)
     articles = [ArticleInput(text=ARTICLE.replace("Vostok", f"Vostok {n}") * (n + 1), document_id=f"v{n}")
                 for n in range(6)]
     reported = []
