@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         description="An answer stands only if the cited articles' retrieved text and titles hold "
         "at least this share of the question's content words.",
     )
+    answer_question_figures: bool = Field(
+        True,
+        description="An answer stands only if the cited articles' retrieved text and titles give "
+        "every figure of the question (a year, a sequel's number): a question about 2006 is not "
+        "answered by an article on 2004.",
+    )
     answer_max_tokens: int = Field(
         96, ge=16, le=2048,
         description="Most tokens the model may write for an answer (its reply is sentence "

@@ -54,6 +54,7 @@ class RagService:
         )
         self.answerer = Answerer(
             llm, selector, settings.answer_step_set, settings.answer_min_question_share, settings.answer_max_tokens,
+            settings.answer_question_figures,
         )
 
     @classmethod

@@ -24,13 +24,14 @@ AnswerEvent = str | Answer
 class Answerer:
     def __init__(
         self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
-        min_question_share: float = 0.5, max_tokens: int = 96,
+        min_question_share: float = 0.5, max_tokens: int = 96, question_figures: bool = True,
     ) -> None:
         self.llm = llm
         self._selector = selector
         self._steps = steps
         self._min_question_share = min_question_share
         self._max_tokens = max_tokens
+        self._question_figures = question_figures
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
@@ -77,13 +78,16 @@ class Answerer:
     ) -> Answer:
         if reply.declined:
             return self._abstained("the model found no answer in the sentences it was shown", passages, retrieve_ms, started)
-        verdict = verify(reply, numbered, passages, question, self._min_question_share)
+        def check(candidate: ModelReply):
+            return verify(candidate, numbered, passages, question, self._min_question_share, self._question_figures)
+
+        verdict = check(reply)
         repaired_by = None
         for name, repair in REPAIRS.items():
             if verdict.accepted:
                 break
             if name in self._steps and (second := repair(reply, verdict, numbered, passages, question)):
-                second_verdict = verify(second, numbered, passages, question, self._min_question_share)
+                second_verdict = check(second)
                 if second_verdict.accepted:
                     reply, verdict, repaired_by = second, second_verdict, name
         if not verdict.accepted:

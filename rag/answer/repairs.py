@@ -18,23 +18,35 @@ REANCHOR, QUOTE_EVIDENCE = ANSWER_STEPS
 Repair = Callable[[ModelReply, Verdict, NumberedSentences, list[Passage], str], ModelReply | None]
 
 
+MAX_ADDED_SENTENCES = 2
+
+
 def reanchor(reply: ModelReply, verdict: Verdict, numbered: NumberedSentences, passages: list[Passage], question: str) -> ModelReply | None:
-    """The same answer on the shown sentence that holds all of it, when the sentences the model
-    cited do not: a small model often takes the answer from one sentence and gives the number
-    of its neighbour."""
+    """The same answer cited to the shown sentences that hold it, when the ones the model cited
+    do not: a small model often takes the answer from one sentence and gives its neighbour's
+    number, or answers a two-part question from two sentences and cites one. Sentences that
+    hold the missing words are added, the one holding most first, at most two."""
     if not verdict.unsupported:
         return None
     added = content_terms(reply.answer) - content_terms(question)
-    for number, sentence in numbered.shown.items():
-        if number not in reply.sentences and added <= content_terms(sentence.text_in(passages)):
-            return ModelReply((number,), reply.answer)
-    return None
+    terms = {number: content_terms(s.text_in(passages)) for number, s in numbered.shown.items()}
+    cited = [n for n in reply.sentences if n in terms]
+    missing = added - set().union(*(terms[n] for n in cited))
+    chosen: list[int] = []
+    while missing and len(chosen) < MAX_ADDED_SENTENCES:
+        best = max((n for n in terms if n not in cited and n not in chosen), key=lambda n: len(missing & terms[n]), default=None)
+        if best is None or not missing & terms[best]:
+            return None
+        chosen.append(best)
+        missing -= terms[best]
+    return None if missing else ModelReply(tuple(cited + chosen), reply.answer)
 
 
 def quote_evidence(reply: ModelReply, verdict: Verdict, numbered: NumberedSentences, passages: list[Passage], question: str) -> ModelReply | None:
     """The first sentence the model cited, quoted as the answer, when the model's own words are
-    not all in it: the model found the sentence but put the answer in words of its own."""
-    if not verdict.unsupported:
+    not all in it or only repeat the question: the model found the sentence but did not put its
+    answer in the sentence's words."""
+    if not (verdict.unsupported or verdict.adds_nothing):
         return None
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:

@@ -6,7 +6,7 @@ An answer holds when
   by stem, figures as written): the answer is taken from the evidence, not merely near it;
 - and it bears on the question: the cited articles' retrieved text and titles hold at least
   ``min_question_share`` of the question's content words, so an answer lifted from an article
-  about something else is not given.
+  about something else is not given, and (``question_figures``) every figure of the question.
 Nothing here rewrites the answer; repairs (rag.answer.repairs) are separate, named steps."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rag.answer.parse import ModelReply
 from rag.answer.prompt import NumberedSentences, ShownSentence
 from rag.models import Passage
-from rag.text import content_terms
+from rag.text import content_terms, is_number
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,34 @@ class Verdict:
     evidence: tuple[ShownSentence, ...] = ()  # the cited sentences that carry the answer
     unsupported: tuple[str, ...] = ()  # stems and figures of the answer no cited sentence holds
     question_share: float = 0.0  # of the question's content words in the cited articles' text
+    adds_nothing: bool = False  # the answer only repeats words of the question
 
 
 def _rejected(reason: str, **found) -> Verdict:
     return Verdict(False, reason, **found)
 
 
-def question_share(question: str, passages: list[Passage], documents: set[str]) -> float:
-    """The share of the question's content words that the retrieved passages and titles of
-    ``documents`` hold (1.0 for a question with none)."""
-    asked = content_terms(question)
-    if not asked:
-        return 1.0
+def _terms_of(passages: list[Passage], documents: set[str]) -> set[str]:
     present: set[str] = set()
     for passage in passages:
         if passage.document_id in documents:
             present |= content_terms(passage.text) | content_terms(passage.title or "")
-    return len(asked & present) / len(asked)
+    return present
+
+
+def question_share(question: str, passages: list[Passage], documents: set[str]) -> float:
+    """The share of the question's content words that the retrieved passages and titles of
+    ``documents`` hold (1.0 for a question with none)."""
+    asked = content_terms(question)
+    return len(asked & _terms_of(passages, documents)) / len(asked) if asked else 1.0
+
+
+def figures_missing(question: str, passages: list[Passage], documents: set[str]) -> list[str]:
+    """The question's figures (a year, a sequel's number, an amount) that the retrieved passages
+    and titles of ``documents`` never give: a question about 2006 is not answered by an article
+    on 2004."""
+    present = _terms_of(passages, documents)
+    return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
 def _as_written(answer: str, terms: set[str]) -> list[str]:
@@ -54,14 +65,14 @@ def _as_written(answer: str, terms: set[str]) -> list[str]:
 
 def verify(
     reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
-    min_question_share: float,
+    min_question_share: float, question_figures: bool = True,
 ) -> Verdict:
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:
         return _rejected("the answer cites no sentence the model was shown")
     added = content_terms(reply.answer) - content_terms(question)
     if not added:
-        return _rejected("the answer adds nothing to the question")
+        return _rejected("the answer adds nothing to the question", adds_nothing=True)
     texts = {s.number: s.text_in(passages) for s in cited}
     held = set().union(*(content_terms(t) for t in texts.values()))
     unsupported = tuple(sorted(added - held))
@@ -70,7 +81,12 @@ def verify(
             "the cited sentences do not hold " + ", ".join(_as_written(reply.answer, set(unsupported))),
             unsupported=unsupported,
         )
-    share = question_share(question, passages, {passages[s.passage].document_id for s in cited})
+    documents = {passages[s.passage].document_id for s in cited}
+    share = question_share(question, passages, documents)
+    if question_figures and (missing := figures_missing(question, passages, documents)):
+        return _rejected(
+            "the cited articles never give the question's " + ", ".join(missing), question_share=share,
+        )
     if share < min_question_share:
         return _rejected(
             f"the cited articles hold {share:.0%} of the question's words", question_share=share,

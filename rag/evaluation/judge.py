@@ -14,8 +14,9 @@ from rag.llm import LLM
 
 JUDGE_PROMPT = (
     "You check whether a quote from a news article supports an answer to a question. Answer "
-    '{"supported": true} only if the quote states everything the answer says, read as an answer '
-    'to the question; otherwise {"supported": false}. Reply with JSON only.'
+    '{"supported": true} if the quote states what the answer says, read as an answer to the '
+    "question (the quote need not repeat the question's own details); "
+    '{"supported": false} if it does not state it or states something else. Reply with JSON only.'
 )
 _SCHEMA = {"type": "object", "properties": {"supported": {"type": "boolean"}}, "required": ["supported"]}
 
