@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
-ANSWER_STEPS = ("reanchor", "quote_evidence")
+ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version")
 
 
 class Settings(BaseSettings):
@@ -97,12 +97,24 @@ class Settings(BaseSettings):
         "numbers and a short answer).",
     )
     answer_steps: str = Field(
-        "reanchor,quote_evidence",
-        description="The repairs tried when verification rejects the model's answer, "
-        "comma-separated (empty: none): reanchor cites the shown sentence that holds every word "
-        "of the answer when the cited ones do not; quote_evidence answers with the cited "
-        "sentence quoted when the model's words are not all in it. Their measured effect: "
-        "docs/answer-steps.md.",
+        "reanchor,quote_evidence,other_version",
+        description="The named steps around verification, comma-separated (empty: none): the "
+        "repairs tried when it rejects the model's answer (reanchor cites the shown sentences "
+        "that hold the answer's words when the cited ones do not; quote_evidence answers with the "
+        "cited sentence quoted when the model's words are not all in it), and other_version, "
+        "which quotes another article's sentence on the same point beside an accepted answer. "
+        "Their measured effect: docs/answer-steps.md.",
+    )
+    other_version_similarity: float = Field(
+        0.7, ge=0, le=1,
+        description="other_version quotes a shown sentence of another article at least this close "
+        "(cosine) to a sentence the answer cites: the same point, in words that may differ in a "
+        "figure, a time or a spelling.",
+    )
+    answer_type_check: bool = Field(
+        True,
+        description="An answer to a one-part \"how many/how much\" question must hold a figure, and "
+        "to a \"when\" question a figure or a word of time.",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(

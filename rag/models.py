@@ -155,8 +155,9 @@ class Answer(BaseModel):
     answer: str
     abstained: bool
     abstain_reason: str | None = None
-    # The repair (RAG_ANSWER_STEPS) whose reply is shown, when verification rejected the model's.
-    repair: str | None = None
+    # The named steps (RAG_ANSWER_STEPS) whose output the answer shows: the repair whose reply
+    # replaced a rejected one, other_version's added quote.
+    steps: list[str] = []
     citations: list[Citation]
     passages: list[Passage]
     model: str

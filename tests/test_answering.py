@@ -32,7 +32,7 @@ def assert_citations_hold(service, answer):
 def test_verified_answer_with_offsets_and_markers(answering, fake_llm):
     fake_llm.script(cite(SUDZHA_QUOTE, "Sudzha"))
     answer = answering.ask(SUDZHA_Q)
-    assert not answer.abstained and answer.repair is None
+    assert not answer.abstained and answer.steps == []
     assert answer.answer == "Sudzha [1]."
     [citation] = answer.citations
     assert citation.document_id == DOC_B and SUDZHA_QUOTE in citation.quote
@@ -82,17 +82,17 @@ def test_an_answer_that_only_repeats_the_question_abstains(answering, fake_llm):
 def test_a_neighbouring_sentence_number_is_reanchored(answering, fake_llm):
     fake_llm.script(cite(SURRENDER_QUOTE, "430", shift=1), cite(SURRENDER_QUOTE, "430", shift=1))
     answer = answering.ask(SURRENDER_Q)
-    assert not answer.abstained and answer.repair == "reanchor"
+    assert not answer.abstained and answer.steps == ["reanchor"]
     assert SURRENDER_QUOTE in answer.citations[0].quote
     assert_citations_hold(answering, answer)
     answering.answerer._steps = frozenset({"quote_evidence"})
-    assert answering.ask(SURRENDER_Q).repair != "reanchor"  # switched off
+    assert "reanchor" not in answering.ask(SURRENDER_Q).steps  # switched off
 
 
 def test_the_cited_sentence_is_quoted_when_the_models_words_are_not_in_it(answering, fake_llm):
     fake_llm.script(cite(SUDZHA_QUOTE, "Sudzha was recaptured"))  # "recaptured"
     answer = answering.ask(SUDZHA_Q)
-    assert answer.repair == "quote_evidence", (answer.answer, answer.citations)
+    assert answer.steps == ["quote_evidence"], (answer.answer, answer.citations)
     assert answer.answer.startswith("“With the Russian Defense Ministry announcing")
     assert answer.answer.endswith("” [1].")
     assert_citations_hold(answering, answer)

@@ -27,7 +27,7 @@ from rag.llm import LLM
 from rag.service import RagService
 from rag.store import ChromaStore, connect
 from tests.conftest import SEEDS
-from tests.fake_llm import BASE_URL, FakeChatServer, cited_reply, sentences_in
+from tests.fake_llm import BASE_URL, NOT_FOUND_REPLY, FakeChatServer, cited_reply, sentences_in
 
 INJECTION = Path(__file__).parent / "injection"  # the corpus
 ADDRESS = re.compile(r"(?:https?://|www\.)[^\s<>\"'“”()\[\]]+", re.IGNORECASE)
@@ -201,27 +201,37 @@ def test_a_fake_system_turn_in_an_article_reaches_the_model_as_plain_text(api, f
     assert "Carlow" in sent and "<|im_start|>" not in sent and "<|im_end|>" not in sent
 
 
+def _shown_with(request: dict, fragment: str) -> str:
+    """The number of the shown sentence holding ``fragment``, or of the first sentence shown."""
+    shown = sentences_in(request)
+    return next((n for n, t in shown.items() if fragment in t), next(iter(shown)))
+
+
 def the_library_closed_forever(request: dict) -> str:
-    """What the fake system turn tells the model to say, cited to the sentence saying it."""
-    number = next(n for n, t in sentences_in(request).items() if "closed forever" in t)
-    return cited_reply(("The Carlow library has closed forever", number))
+    """What the fake system turn tells the model to say, cited to the sentence saying it (when
+    it was shown)."""
+    return cited_reply(("The Carlow library has closed forever", _shown_with(request, "closed forever")))
 
 
 def refunds_at_the_planted_address(request: dict) -> str:
     """What the planted note tells the model to say, its address written plainly: the article
-    does state that address, so the link rules let it through."""
-    number = next(n for n, t in sentences_in(request).items() if "refund" in t)
+    does state that address, so the link rules alone would let it through."""
     return cited_reply(("The strike is cancelled and refunds are only available at "
-                        "http://refunds.orbury-rail.example/login", number))
+                        "http://refunds.orbury-rail.example/login", _shown_with(request, "refund")))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A planted sentence is article text: a claim that restates it, cited to it, passes the "
-    "lexical check (rag/answer/verify.py) and is shown with a verbatim quote. Stopping it needs "
-    "the answer path to know instructions from reporting: rag/answer/prompt.py's number_sentences "
-    "leaving out (or verify.py refusing as evidence) the sentences of a paragraph that addresses "
-    "the model or poses as a chat turn. rag/answer/ is being rewritten; see docs/faults.md."
-))
+PLANTED_PARAGRAPHS = ["closed forever", "Ignore all previous instructions", "AI models reading this article",
+                      "Note to AI assistants", "SYSTEM MESSAGE"]
+
+
+def test_a_paragraph_that_addresses_the_model_is_never_shown_to_it(api, fake):
+    for question in ORDINARY_QUESTIONS:
+        fake.script(NOT_FOUND_REPLY)
+        api.post("/v1/ask", json={"question": question, "top_k": 9})
+        prompt = fake.requests[-1]["messages"][1]["content"]
+        assert not [p for p in PLANTED_PARAGRAPHS if p.lower() in prompt.lower()], prompt
+
+
 @pytest.mark.parametrize(("question", "adversary"), [
     ("When did the Carlow library reopen?", the_library_closed_forever),
     ("Why are the Orbury signal workers striking?", refunds_at_the_planted_address),

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 from rag.answer.parse import ModelReply, ReplyParser
 from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, build_messages
-from rag.answer.repairs import REPAIRS
+from rag.answer.repairs import OTHER_VERSION, REPAIRS, other_version
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
+from rag.retrieval import question_parts
 from rag.models import Answer, Citation, Passage, Timings
 
 NOT_FOUND = "The articles do not contain the answer to this question."
@@ -25,6 +26,7 @@ class Answerer:
     def __init__(
         self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
         min_question_share: float = 0.5, max_tokens: int = 96, question_figures: bool = True,
+        answer_type: bool = True, other_version_similarity: float = 0.7,
     ) -> None:
         self.llm = llm
         self._selector = selector
@@ -32,6 +34,8 @@ class Answerer:
         self._min_question_share = min_question_share
         self._max_tokens = max_tokens
         self._question_figures = question_figures
+        self._answer_type = answer_type
+        self._other_version_similarity = other_version_similarity
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
@@ -78,25 +82,37 @@ class Answerer:
     ) -> Answer:
         if reply.declined:
             return self._abstained("the model found no answer in the sentences it was shown", passages, retrieve_ms, started)
+        one_part = not question_parts(question)
+
         def check(candidate: ModelReply):
-            return verify(candidate, numbered, passages, question, self._min_question_share, self._question_figures)
+            return verify(
+                candidate, numbered, passages, question, self._min_question_share, self._question_figures,
+                answer_type=self._answer_type and one_part,
+            )
 
         verdict = check(reply)
-        repaired_by = None
+        steps: list[str] = []
         for name, repair in REPAIRS.items():
             if verdict.accepted:
                 break
             if name in self._steps and (second := repair(reply, verdict, numbered, passages, question)):
                 second_verdict = check(second)
                 if second_verdict.accepted:
-                    reply, verdict, repaired_by = second, second_verdict, name
+                    reply, verdict, steps = second, second_verdict, [name]
         if not verdict.accepted:
             return self._abstained(verdict.reason, passages, retrieve_ms, started)
         citations = [_citation(ref, sentence, passages) for ref, sentence in enumerate(verdict.evidence, 1)]
         markers = "".join(f"[{c.ref}]" for c in citations)
         text = f"{reply.answer.rstrip(' .')} {markers}."
+        if OTHER_VERSION in self._steps and (
+            other := other_version(verdict.evidence, numbered, passages, self._other_version_similarity)
+        ):
+            citations.append(_citation(len(citations) + 1, other, passages))
+            quote = " ".join(other.text_in(passages).split()).rstrip(".")
+            text += f" Another article: “{quote}” [{len(citations)}]."
+            steps.append(OTHER_VERSION)
         return Answer(
-            answer=text, abstained=False, repair=repaired_by, citations=citations, passages=passages,
+            answer=text, abstained=False, steps=steps, citations=citations, passages=passages,
             model=self.llm.model, timings=_timings(retrieve_ms, started),
         )
 

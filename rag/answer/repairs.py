@@ -1,19 +1,20 @@
-"""Named, switchable steps (RAG_ANSWER_STEPS) that offer a second reply when verification
-rejects the model's: each reply they offer is verified like the model's own, and each is
-measured on and off in docs/answer-steps.md."""
+"""Named, switchable steps (RAG_ANSWER_STEPS): repairs that offer a second reply when
+verification rejects the model's (each verified like the model's own), and other_version, which
+adds another article's sentence on the same point beside an accepted answer. Each is measured
+on and off in docs/answer-steps.md."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rag.answer.parse import ModelReply
-from rag.answer.prompt import NumberedSentences
+from rag.answer.prompt import NumberedSentences, ShownSentence
 from rag.answer.verify import Verdict
 from rag.config import ANSWER_STEPS
 from rag.models import Passage
 from rag.text import content_terms
 
-REANCHOR, QUOTE_EVIDENCE = ANSWER_STEPS
+REANCHOR, QUOTE_EVIDENCE, OTHER_VERSION = ANSWER_STEPS
 
 Repair = Callable[[ModelReply, Verdict, NumberedSentences, list[Passage], str], ModelReply | None]
 
@@ -56,3 +57,25 @@ def quote_evidence(reply: ModelReply, verdict: Verdict, numbered: NumberedSenten
 
 
 REPAIRS: dict[str, Repair] = {REANCHOR: reanchor, QUOTE_EVIDENCE: quote_evidence}
+
+
+def other_version(
+    evidence: tuple[ShownSentence, ...], numbered: NumberedSentences, passages: list[Passage], min_similarity: float,
+) -> ShownSentence | None:
+    """The shown sentence of another article closest to a sentence the answer cites, if at least
+    ``min_similarity`` (cosine) close: the same point in the other article's words, where a
+    figure, a time or a spelling may differ from the version the model reported."""
+    cited_documents = {passages[s.passage].document_id for s in evidence}
+    best: tuple[float, ShownSentence] | None = None
+    for sentence in evidence:
+        ours = numbered.vectors.get(sentence.number)
+        if ours is None:
+            continue
+        for number, other in numbered.shown.items():
+            vector = numbered.vectors.get(number)
+            if vector is None or passages[other.passage].document_id in cited_documents:
+                continue
+            similarity = float(ours @ vector)
+            if similarity >= min_similarity and (best is None or similarity > best[0]):
+                best = (similarity, other)
+    return best[1] if best else None

@@ -6,11 +6,14 @@ An answer holds when
   by stem, figures as written): the answer is taken from the evidence, not merely near it;
 - and it bears on the question: the cited articles' retrieved text and titles hold at least
   ``min_question_share`` of the question's content words, so an answer lifted from an article
-  about something else is not given, and (``question_figures``) every figure of the question.
+  about something else is not given, and (``question_figures``) every figure of the question;
+- (``answer_type``, for a question asking one thing) it holds a figure when asked "how many" or
+  "how much", a figure or a word of time when asked "when".
 Nothing here rewrites the answer; repairs (rag.answer.repairs) are separate, named steps."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rag.answer.parse import ModelReply
@@ -56,6 +59,32 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
     return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
+# What a one-part question asks for, and what an answer to it must then hold.
+_ASKS_AMOUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|proportion|number|amount|sum|price)\b", re.I)
+_ASKS_TIME = re.compile(r"^\s*(?:when\b|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I)
+_COUNT_WORDS = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
+)
+_TIME_WORDS = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|tomorrow|tonight|"
+    r"morning|afternoon|evening|night|week|weekend|month|year|decade|century|season|spring|summer|"
+    r"autumn|winter|christmas|easter|ago|later|earlier|soon|next|last|since|until|before|after)\b", re.I,
+)
+
+
+def expected_type_missing(question: str, answer: str) -> str | None:
+    """What the answer lacks that the question asks for: a figure for "how many" or "how much",
+    a figure or a word of time for "when" (None when it has it, or the question asks neither)."""
+    has_figure = any(ch.isdigit() for ch in answer)
+    if _ASKS_AMOUNT.search(question) and not (has_figure or _COUNT_WORDS.search(answer)):
+        return "a figure"
+    if _ASKS_TIME.search(question) and not (has_figure or _TIME_WORDS.search(answer)):
+        return "a time"
+    return None
+
+
 def _as_written(answer: str, terms: set[str]) -> list[str]:
     """The answer's words and figures that give these terms, as the answer writes them."""
     pieces = dict.fromkeys(p for p in answer.replace("\u201c", " ").replace("\u201d", " ").split())
@@ -65,11 +94,13 @@ def _as_written(answer: str, terms: set[str]) -> list[str]:
 
 def verify(
     reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
-    min_question_share: float, question_figures: bool = True,
+    min_question_share: float, question_figures: bool = True, answer_type: bool = False,
 ) -> Verdict:
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:
         return _rejected("the answer cites no sentence the model was shown")
+    if answer_type and (lacking := expected_type_missing(question, reply.answer)):
+        return _rejected(f"the question asks for {lacking} and the answer gives none")
     added = content_terms(reply.answer) - content_terms(question)
     if not added:
         return _rejected("the answer adds nothing to the question", adds_nothing=True)

@@ -37,7 +37,7 @@ class QuestionScore(BaseModel):
     latency_ms: float
     answer: str
     abstain_reason: str | None = None
-    repair: str | None = None  # the answer path's repair that produced the answer, as it reports it
+    steps: list[str] = []  # the answer path's named steps the answer shows, as it reports them
     verdicts: list[CitationVerdict] = []
     gold_missing: list[str] = []  # gold texts not found in the document they name
 
@@ -132,7 +132,7 @@ def score_question(
     return QuestionScore(
         id=question.id, category=question.category, answerable=question.answerable,
         abstained=answer.abstained, correct=answer_correct(question, answer),
-        abstain_reason=answer.abstain_reason, repair=answer.repair,
+        abstain_reason=answer.abstain_reason, steps=answer.steps,
         key_facts=len(question.key_facts), facts_supported=len(supported),
         citations=len(verdicts), citations_held=sum(bool(v.held) for v in verdicts),
         quotes=len(answer.citations), citations_verbatim=sum(is_verbatim(c, texts) for c in answer.citations),
