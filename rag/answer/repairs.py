@@ -26,16 +26,19 @@ def reanchor(reply: ModelReply, verdict: Verdict, numbered: NumberedSentences, p
     """The same answer cited to the shown sentences that hold it, when the ones the model cited
     do not: a small model often takes the answer from one sentence and gives its neighbour's
     number, or answers a two-part question from two sentences and cites one. Sentences that
-    hold the missing words are added, the one holding most first, at most two."""
+    hold the missing words and share a word with the question are added, the one holding most
+    first, at most two."""
     if not verdict.unsupported:
         return None
-    added = content_terms(reply.answer) - content_terms(question)
+    asked = content_terms(question)
+    added = content_terms(reply.answer) - asked
     terms = {number: content_terms(s.text_in(passages)) for number, s in numbered.shown.items()}
     cited = [n for n in reply.sentences if n in terms]
     missing = added - set().union(*(terms[n] for n in cited))
+    candidates = [n for n in terms if n not in cited and terms[n] & asked]
     chosen: list[int] = []
     while missing and len(chosen) < MAX_ADDED_SENTENCES:
-        best = max((n for n in terms if n not in cited and n not in chosen), key=lambda n: len(missing & terms[n]), default=None)
+        best = max((n for n in candidates if n not in chosen), key=lambda n: len(missing & terms[n]), default=None)
         if best is None or not missing & terms[best]:
             return None
         chosen.append(best)

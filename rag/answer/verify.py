@@ -99,8 +99,6 @@ def verify(
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:
         return _rejected("the answer cites no sentence the model was shown")
-    if answer_type and (lacking := expected_type_missing(question, reply.answer)):
-        return _rejected(f"the question asks for {lacking} and the answer gives none")
     added = content_terms(reply.answer) - content_terms(question)
     if not added:
         return _rejected("the answer adds nothing to the question", adds_nothing=True)
@@ -113,6 +111,8 @@ def verify(
             unsupported=unsupported,
         )
     documents = {passages[s.passage].document_id for s in cited}
+    if answer_type and (lacking := expected_type_missing(question, reply.answer)):
+        return _rejected(f"the question asks for {lacking} and the answer gives none")
     share = question_share(question, passages, documents)
     if question_figures and (missing := figures_missing(question, passages, documents)):
         return _rejected(
