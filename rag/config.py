@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
-ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version")
+ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version", "answer_parts")
 
 
 class Settings(BaseSettings):
@@ -97,12 +97,13 @@ class Settings(BaseSettings):
         "numbers and a short answer).",
     )
     answer_steps: str = Field(
-        "reanchor,quote_evidence,other_version",
+        "reanchor,quote_evidence,other_version,answer_parts",
         description="The named steps around verification, comma-separated (empty: none): the "
         "repairs tried when it rejects the model's answer (reanchor cites the shown sentences "
         "that hold the answer's words when the cited ones do not; quote_evidence answers with the "
         "cited sentence quoted when the model's words are not all in it), and other_version, "
-        "which quotes another article's sentence on the same point beside an accepted answer. "
+        "which quotes another article's sentence on the same point beside an accepted answer, and "
+        "answer_parts, which asks the model each part of a question that asks two things. "
         "Their measured effect: docs/answer-steps.md.",
     )
     other_version_similarity: float = Field(

@@ -118,17 +118,36 @@ def test_the_answer_is_shown_as_soon_as_it_is_written(answering, fake_llm):
     assert events[1].answer == events[0]
 
 
-def test_an_answer_may_need_two_sentences(answering, fake_llm):
-    question = "How many Ukrainian soldiers surrendered, and how many Russian assaults did they fight off?"
+TWO_PART_Q = "How many Ukrainian soldiers surrendered, and how many Russian assaults did they fight off?"
 
+
+def test_each_part_of_a_two_part_question_is_asked_and_answered(answering, fake_llm):
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), cite("fought off eight Russian assaults", "eight"))
+    events = list(answering.ask_stream(TWO_PART_Q))
+    answer = events[-1]
+    assert events[:2] == ["430 [1].", " eight [2]."]  # each part shown once checked
+    assert answer.answer == "430 [1]. eight [2]." and answer.steps[0] == "answer_parts"
+    questions = [r["messages"][1]["content"].rsplit("Question: ", 1)[1] for r in fake_llm.requests]
+    assert questions == ["How many Ukrainian soldiers surrendered\nReply:", "how many Russian assaults did they fight off\nReply:"]
+    assert_citations_hold(answering, answer)
+
+
+def test_one_part_answered_is_shown_and_none_abstains(answering, fake_llm):
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), NOT_FOUND_REPLY, NOT_FOUND_REPLY, NOT_FOUND_REPLY)
+    assert answering.ask(TWO_PART_Q).answer == "430 [1]."
+    assert answering.ask(TWO_PART_Q).abstained
+
+
+def test_an_answer_may_need_two_sentences(answering, fake_llm):
     def respond(request):
         ids = f"{sentence_number(request, SURRENDER_QUOTE)}][{sentence_number(request, 'fought off eight Russian assaults')}"
         return cited_reply(("430 surrendered, and eight assaults were fought off", ids))
 
+    answering.answerer._steps = frozenset()  # the question whole, in one reply
     fake_llm.script(respond)
-    answer = answering.ask(question)
+    answer = answering.ask(TWO_PART_Q)
     assert not answer.abstained and answer.answer.endswith("[1][2].")
-    assert len(answer.citations) == 2
+    assert len(answer.citations) == 2 and len(fake_llm.requests) == 1
     assert_citations_hold(answering, answer)
 
 

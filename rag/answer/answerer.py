@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, build_messages
-from rag.answer.repairs import OTHER_VERSION, REPAIRS, other_version
+from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, ShownSentence, build_messages
+from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, REPAIRS, other_version
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
@@ -52,19 +53,43 @@ class Answerer:
         self, question: str, passages: list[Passage], retrieve_ms: float,
         options: GenerationOptions | None = None,
     ) -> Iterator[AnswerEvent]:
-        """The verified answer's text as soon as the model has written it, then the Answer. An
-        answer that fails verification is never shown."""
+        """Each verified statement as soon as the model has written it (one, or one per part of a
+        question that asks two things), then the Answer. A reply that fails verification is never
+        shown."""
         started = time.perf_counter()
-        if not passages:
-            answer = self._abstained("no passage was retrieved", passages, retrieve_ms, started)
-        else:
+        parts = question_parts(question)
+        asked = parts if parts and ANSWER_PARTS in self._steps else [question]
+        statements: list[str] = []
+        citations: list[Citation] = []
+        steps: list[str] = []
+        reasons: list[str] = [] if passages else ["no passage was retrieved"]
+        for part in asked if passages else []:
             # The sentence selection embeds; on the embedded model's two cores that would slow
             # another request's generation, so it runs in this request's turn at the LLM.
             with self.llm.turn():
-                numbered = self.numbered(question, passages)
-                reply = self._reply(question, numbered, options)
-            answer = self._checked(reply, numbered, passages, question, retrieve_ms, started)
-        yield answer.answer
+                numbered = self.numbered(part, passages)
+                reply = self._reply(part, numbered, options)
+            claim = self._claim(reply, numbered, passages, part, one_part=len(asked) > 1 or not parts)
+            if isinstance(claim, str):
+                reasons.append(claim)
+                continue
+            statement = _render(claim, citations, passages)
+            steps += [step for step in claim.steps if step not in steps]
+            statements.append(statement)
+            yield statement if len(statements) == 1 else " " + statement
+        if len(asked) > 1 and statements:
+            steps.insert(0, ANSWER_PARTS)
+        if not statements:
+            answer = Answer(
+                answer=NOT_FOUND, abstained=True, abstain_reason=reasons[0], citations=[], passages=passages,
+                model=self.llm.model, timings=_timings(retrieve_ms, started),
+            )
+            yield answer.answer
+        else:
+            answer = Answer(
+                answer=" ".join(statements), abstained=False, steps=steps, citations=citations,
+                passages=passages, model=self.llm.model, timings=_timings(retrieve_ms, started),
+            )
         yield answer
 
     def _reply(self, question: str, numbered: NumberedSentences, options: GenerationOptions | None) -> ModelReply:
@@ -76,13 +101,12 @@ class Answerer:
                 break  # leaving the stream stops the generation: the rest is closing brackets
         return parser.finish()
 
-    def _checked(
-        self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
-        retrieve_ms: float, started: float,
-    ) -> Answer:
+    def _claim(
+        self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str, one_part: bool,
+    ) -> _Claim | str:
+        """The reply that holds (the model's, or a repair's) with its evidence, or why none does."""
         if reply.declined:
-            return self._abstained("the model found no answer in the sentences it was shown", passages, retrieve_ms, started)
-        one_part = not question_parts(question)
+            return "the model found no answer in the sentences it was shown"
 
         def check(candidate: ModelReply):
             return verify(
@@ -100,27 +124,40 @@ class Answerer:
                 if second_verdict.accepted:
                     reply, verdict, steps = second, second_verdict, [name]
         if not verdict.accepted:
-            return self._abstained(verdict.reason, passages, retrieve_ms, started)
-        citations = [_citation(ref, sentence, passages) for ref, sentence in enumerate(verdict.evidence, 1)]
-        markers = "".join(f"[{c.ref}]" for c in citations)
-        text = f"{reply.answer.rstrip(' .')} {markers}."
-        if OTHER_VERSION in self._steps and (
-            other := other_version(verdict.evidence, numbered, passages, self._other_version_similarity)
-        ):
-            citations.append(_citation(len(citations) + 1, other, passages))
-            quote = " ".join(other.text_in(passages).split()).rstrip(".")
-            text += f" Another article: “{quote}” [{len(citations)}]."
-            steps.append(OTHER_VERSION)
-        return Answer(
-            answer=text, abstained=False, steps=steps, citations=citations, passages=passages,
-            model=self.llm.model, timings=_timings(retrieve_ms, started),
-        )
+            return verdict.reason
+        other = None
+        if OTHER_VERSION in self._steps:
+            other = other_version(verdict.evidence, numbered, passages, self._other_version_similarity)
+            steps += [OTHER_VERSION] if other else []
+        return _Claim(reply.answer, verdict.evidence, other, steps)
 
-    def _abstained(self, reason: str, passages: list[Passage], retrieve_ms: float, started: float) -> Answer:
-        return Answer(
-            answer=NOT_FOUND, abstained=True, abstain_reason=reason, citations=[], passages=passages,
-            model=self.llm.model, timings=_timings(retrieve_ms, started),
-        )
+
+@dataclass(frozen=True)
+class _Claim:
+    answer: str
+    evidence: tuple[ShownSentence, ...]
+    other: ShownSentence | None  # another article's version, quoted after it
+    steps: list[str]
+
+
+def _render(claim: _Claim, citations: list[Citation], passages: list[Passage]) -> str:
+    """The claim as answer text with [n] markers, numbering its sentences after ``citations``
+    (a sentence already cited keeps its number) and adding the new ones to it."""
+
+    def ref(sentence: ShownSentence) -> int:
+        candidate = _citation(len(citations) + 1, sentence, passages)
+        for citation in citations:
+            if (citation.document_id, citation.start, citation.end) == (candidate.document_id, candidate.start, candidate.end):
+                return citation.ref
+        citations.append(candidate)
+        return candidate.ref
+
+    markers = "".join(f"[{n}]" for n in dict.fromkeys(ref(s) for s in claim.evidence))
+    text = f"{claim.answer.rstrip(' .')} {markers}."
+    if claim.other:
+        quote = " ".join(claim.other.text_in(passages).split()).rstrip(".")
+        text += f" Another article: “{quote}” [{ref(claim.other)}]."
+    return text
 
 
 def _timings(retrieve_ms: float, started: float) -> Timings:
@@ -131,7 +168,7 @@ def _timings(retrieve_ms: float, started: float) -> Timings:
     )
 
 
-def _citation(ref: int, sentence, passages: list[Passage]) -> Citation:
+def _citation(ref: int, sentence: ShownSentence, passages: list[Passage]) -> Citation:
     passage = passages[sentence.passage]
     return Citation(
         ref=ref, document_id=passage.document_id, title=passage.title, chunk_id=passage.chunk_id,
