@@ -69,7 +69,7 @@ def test_follow_up_is_rewritten_from_the_history(api, fake_llm):
     conversation = rewrite_request["messages"][-1]["content"]
     assert "What did Gerasimov claim about Kursk?" in conversation and "And how many surrendered?" in conversation
     assert answer_request["messages"][-1]["content"].endswith(
-        "Question: How many Ukrainian soldiers surrendered, according to Gerasimov?")
+        "Question: How many Ukrainian soldiers surrendered, according to Gerasimov?\nReply:")
     assert "430" in body["choices"][0]["message"]["content"]
 
 
@@ -99,7 +99,7 @@ def test_stream_shows_only_a_verified_answer(api, fake_llm):
         events = sse_events(response)
     content = "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1])
     assert "Kyiv" not in content and content == "The articles do not contain the answer to this question."
-    assert events[-1]["citations"] == []
+    assert events[-2]["citations"] == [] and events[-1] == "[DONE]"
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -136,7 +136,7 @@ def test_official_openai_client_against_uvicorn(live_server, fake_llm):
     )
     assert completion.choices[0].message.content == "430 Ukrainian soldiers surrendered [1]."
     assert completion.model_extra["citations"][0]["document_id"] == DOC_A
-    assert fake_llm.requests[-1]["temperature"] == 0.2 and fake_llm.requests[-1]["max_tokens"] == 200
+    assert fake_llm.requests[-1]["temperature"] == 0.2 and fake_llm.requests[-1]["max_tokens"] == 96  # an answer's cap (answer_max_tokens)
 
     fake_llm.script(cite(ASSAULT_QUOTE, "Ukrainian troops fought off eight Russian assaults."))
     stream = client.chat.completions.create(

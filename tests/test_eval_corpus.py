@@ -106,7 +106,7 @@ def test_a_full_run_over_a_corpus_scores_by_gold_and_reports_the_judge_agreement
     def build(s: Settings) -> RagService:
         return RagService(s, ChromaStore(connect(s), s.collection), embedder, LLM(s, http_client=fake_llm.client()))
 
-    fake_llm.script(lambda r: cited_reply(("412 boats were moored in the bay", sentence_number(r, "412 boats"))),
+    fake_llm.script(lambda r: cited_reply(("412 boats were moored in the bay", sentence_number(r, "412 boats were moored"))),
                     NOT_FOUND_REPLY, json.dumps({"supported": True}))
     table, missed = run_eval(settings, question_set, REPO / "eval" / "config.toml", tmp_path / "out",
                              url=None, baseline=None, retrieval_only=False, limit=None,
