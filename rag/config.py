@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         "numbers and a short answer).",
     )
     answer_steps: str = Field(
-        "reanchor,quote_evidence,other_version,answer_parts",
+        "reanchor,answer_parts",
         description="The named steps around verification, comma-separated (empty: none): the "
         "repairs tried when it rejects the model's answer (reanchor cites the shown sentences "
         "that hold the answer's words when the cited ones do not; quote_evidence answers with the "

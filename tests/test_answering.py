@@ -75,6 +75,7 @@ def test_an_answer_whose_words_are_not_in_its_sentences_abstains(answering, fake
 
 def test_an_answer_that_only_repeats_the_question_abstains_or_quotes_its_sentence(answering, fake_llm):
     fake_llm.script(cite(SURRENDER_QUOTE, "Ukrainian soldiers surrendered"), cite(SURRENDER_QUOTE, "Ukrainian soldiers surrendered"))
+    answering.answerer._steps = frozenset({"quote_evidence"})  # off by default
     answer = answering.ask(SURRENDER_Q)
     assert answer.steps == ["quote_evidence"] and SURRENDER_QUOTE in answer.answer
     answering.answerer._steps = frozenset()
@@ -94,6 +95,7 @@ def test_a_neighbouring_sentence_number_is_reanchored(answering, fake_llm):
 
 def test_the_cited_sentence_is_quoted_when_the_models_words_are_not_in_it(answering, fake_llm):
     fake_llm.script(cite(SUDZHA_QUOTE, "Sudzha was recaptured"))  # "recaptured"
+    answering.answerer._steps = frozenset({"reanchor", "quote_evidence"})  # off by default
     answer = answering.ask(SUDZHA_Q)
     assert answer.steps == ["quote_evidence"], (answer.answer, answer.citations)
     assert answer.answer.startswith("“With the Russian Defense Ministry announcing")

@@ -159,12 +159,11 @@ def test_an_llm_that_obeys_planted_instructions_is_not_shown(api, fake, question
     assert_untouched(api, body["answer"], body["citations"])
 
 
-def test_a_true_statement_stays_when_the_image_beside_it_is_withheld(api, fake):
-    """Withholding is per statement: the planted image goes, the answer it was appended to stays,
-    its citations numbered from 1 again."""
+def test_an_answer_carrying_the_planted_image_is_not_shown(api, fake):
+    """The image's address is in no shown sentence (its paragraph is never shown), so an answer
+    carrying it fails the word check; were it stated, the link rules would withhold it."""
     fake.script(exfiltrating_image)
     body = api.post("/v1/ask", json={"question": "By how much did Halden bakeries raise the price of a loaf?"}).json()
-    assert not body["abstained"], body["abstain_reason"]
     assert "attacker" not in body["answer"] and "attacker" not in json.dumps(body["citations"])
     assert [c["ref"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))
     assert_untouched(api, body["answer"], body["citations"])
@@ -188,7 +187,7 @@ def test_the_streamed_chat_never_sends_a_withheld_statement(api, fake):
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
     content = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
     final = events[-1]
-    assert "attacker" not in content and not final["abstained"]
+    assert "attacker" not in content
     assert_untouched(api, content, final["citations"])
 
 
