@@ -76,7 +76,7 @@ def test_end_of_input_ends_the_chat_and_errors_do_not(answering, fake_llm):
 
 
 def test_ctrl_c_cancels_only_the_answer(answering, fake_llm):
-    fake_llm.script(InterruptMidStream(cited_reply(("A statement that takes a while to write", "1.1"))),
+    fake_llm.script(InterruptMidStream(cited_reply(("A statement that takes a while to write", "1"))),
                     cite(ASSAULT_QUOTE, "Ukrainian troops fought off eight Russian assaults."))
     result = chat(answering, "How many soldiers surrendered?\nHow many assaults were fought off?\n")
     assert result.exit_code == 0
