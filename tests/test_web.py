@@ -121,7 +121,7 @@ def test_answer_is_shown_once_checked_and_a_citation_opens_the_article_with_its_
     controls = page.locator("#ask").bounding_box()
     try:
         with page.expect_response("**/v1/chat/completions") as response:
-            ask(page, "How many Russian assaults did Ukrainian troops fight off, and with what losses?")
+            ask(page, "How many Russian assaults did Ukrainian troops fight off, with what losses?")
             answer = page.locator(".turn.answer")
             # The answer is on the page while the model's reply is still open.
             expect(answer.locator(".answer-text")).to_have_text(ANSWER_SHOWN)
