@@ -20,6 +20,7 @@ from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.gold import DocumentTexts, GoldEvidenceSpans, Span
 from rag.evaluation.session import open_store
+from rag.retrieval import question_parts
 
 WEIGHTINGS = {  # (term weight, rank weight)
     "closeness only": (0.0, 0.0),
@@ -44,7 +45,7 @@ def main() -> None:
         print("|---|---|---|" + "---|" * len(WEIGHTINGS))
         for k in args.passages:
             for by_parts in (False, True):
-                retrieved = [(q, service.retrieve(q.question, k, by_parts=by_parts)) for q in questions]
+                retrieved = [(q, service.retrieve(q.question, k, parts=question_parts(q.question) if by_parts else None)) for q in questions]
                 for shown in args.shown:
                     shares = []
                     for term_weight, rank_weight in WEIGHTINGS.values():

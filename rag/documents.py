@@ -12,6 +12,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from rag.errors import InvalidInputError
 from rag.models import Chunk
+from rag.text import sentences
 
 # Segments of letters, digits, '.', '_' and '-', each starting with a letter or digit, joined by
 # '/': an archive's path below its root (business/001), never '..' or an absolute path.
@@ -75,8 +76,19 @@ def default_title(canonical: str, limit: int = 90) -> str:
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
+def sentence_pieces(text: str) -> list[str]:
+    """The text cut at the sentence boundaries of rag.text (the splitter the answer path and the
+    eval use), each piece keeping the whitespace after it, so the pieces join back to the text."""
+    starts = [start for start, _ in sentences(text)]
+    if not starts:
+        return [text] if text else []
+    cuts = [0] + starts[1:] + [len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
+
+
 class Chunker:
-    """Sentence-aware chunks sized in embedding-model tokens, each with exact offsets."""
+    """Sentence-aware chunks sized in embedding-model tokens, each with exact offsets: LlamaIndex's
+    splitter packs paragraphs, then sentences (rag.text's), then words, into the token budget."""
 
     def __init__(
         self, count_tokens: Callable[[str], list], chunk_size: int, chunk_overlap: int
@@ -86,6 +98,7 @@ class Chunker:
             chunk_overlap=chunk_overlap,
             paragraph_separator=PARAGRAPH_BREAK,
             tokenizer=count_tokens,
+            chunking_tokenizer_fn=sentence_pieces,
         )
 
     def chunk(self, document_id: str, text: str) -> list[Chunk]:

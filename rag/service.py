@@ -151,16 +151,16 @@ class RagService:
         return search.model_copy(update={"document_ids": originals})
 
     def retrieve(
-        self, query: str, top_k: int | None = None, search: SearchFilter | None = None, by_parts: bool = False,
+        self, query: str, top_k: int | None = None, search: SearchFilter | None = None,
+        parts: list[str] | None = None,
     ) -> list[Passage]:
-        """The best passages for the query; ``by_parts``: a question asking two things is also
-        searched part by part (settings.split_questions)."""
+        """The best passages for the query; ``parts``: the two questions of a question that asks
+        two things (rag.retrieval.question_parts), each also searched, their rankings fused."""
         query = self.check_query(query)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise InvalidInputError("top_k must be between 1 and 50")
-        parts = question_parts(query) if by_parts and self.settings.split_questions else []
-        return self.retriever.retrieve(query, top_k, self.check_filter(search), parts)
+        return self.retriever.retrieve(query, top_k, self.check_filter(search), parts or [])
 
     # --- answering -----------------------------------------------------------------------
     def ask(
@@ -177,9 +177,12 @@ class RagService:
         """Like ask(), as verified pieces of text and then the Answer. Articles are untrusted:
         a statement carrying a link they do not give is withheld here (rag.links)."""
         started = time.perf_counter()
-        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, by_parts=True)
+        question = self.check_query(question)
+        parts = question_parts(question)
+        searched = parts if self.settings.split_questions else None
+        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, searched)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        events = self.answerer.stream(self.check_query(question), passages, retrieve_ms, options)
+        events = self.answerer.stream(question, passages, retrieve_ms, options, parts)
         return without_unstated_links(events, passages)
 
     def chat(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from chromadb.api.client import SharedSystemClient
 from fastapi.testclient import TestClient
@@ -62,6 +66,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], deadline_s: float, what: str, every_s: float = 0.1):
+    """Poll ``condition`` until it returns something truthy (returned), or fail naming ``what``."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not within {deadline_s:.0f}s")
+
+
+def wait_until_ok(url: str, process: subprocess.Popen, deadline_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail at once if the server process exits."""
+
+    def answers_ok() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers_ok, deadline_s, f"{url} ready")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 @pytest.fixture

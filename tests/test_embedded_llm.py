@@ -19,8 +19,7 @@ from rag.config import Settings
 from rag.llm import LLM
 from rag.service import ArticleInput, RagService
 from rag.store import ChromaStore, connect
-from tests.conftest import DOC_A, DOC_B, SEEDS, free_port
-from tests.test_servers import stop, wait_until_ok
+from tests.conftest import DOC_A, DOC_B, SEEDS, free_port, stop, wait_until_ok
 
 pytestmark = pytest.mark.embedded_llm
 

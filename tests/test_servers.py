@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,32 +13,9 @@ import pytest
 from chromadb.api.client import SharedSystemClient
 
 from rag.config import Settings
-from tests.conftest import SEEDS, build_service, free_port
+from tests.conftest import SEEDS, build_service, free_port, stop, wait_until_ok
 
 
-def wait_until_ok(url: str, process: subprocess.Popen, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        try:
-            process.wait(timeout=0.1)  # returns early if the server dies while we wait
-        except subprocess.TimeoutExpired:
-            pass
-    raise AssertionError(f"{url} not ready within {deadline_s}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture

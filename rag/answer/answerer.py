@@ -51,13 +51,13 @@ class Answerer:
 
     def stream(
         self, question: str, passages: list[Passage], retrieve_ms: float,
-        options: GenerationOptions | None = None,
+        options: GenerationOptions | None = None, parts: list[str] | None = None,
     ) -> Iterator[AnswerEvent]:
         """Each verified statement as soon as the model has written it (one, or one per part of a
-        question that asks two things), then the Answer. A reply that fails verification is never
-        shown."""
+        question that asks two things: ``parts``, found here when not given), then the Answer. A
+        reply that fails verification is never shown."""
         started = time.perf_counter()
-        parts = question_parts(question)
+        parts = question_parts(question) if parts is None else parts
         asked = parts if parts and ANSWER_PARTS in self._steps else [question]
         statements: list[str] = []
         citations: list[Citation] = []

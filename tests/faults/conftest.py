@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, SEEDS, free_port
+from tests.conftest import REPO, SEEDS, free_port, stop, wait_until_ok
 from tests.fake_llm import cited_reply, sentences_in
-from tests.test_servers import stop, wait_until_ok
 
 HERE = Path(__file__).parent
 # The whole run's, over every fault test.
@@ -49,14 +47,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         Path(target).write_text(json.dumps(dict(FIGURES), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def wait_for(condition: Callable[[], object], deadline_s: float, what: str, every_s: float = 0.1):
-    """Poll ``condition`` until it returns something truthy (returned), or fail naming ``what``."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"{what}: not within {deadline_s:.0f}s")
 
 
 # --- `rag` as a process --------------------------------------------------------------------

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.faults.conftest import Calls, rag_env, wait_for
-from tests.test_servers import stop, wait_until_ok
+from tests.conftest import free_port, stop, wait_for, wait_until_ok
+from tests.faults.conftest import Calls, rag_env
 
 pytestmark = pytest.mark.chroma_server
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from rag.llm_server import packaged_model
-from tests.faults.conftest import Calls, rag_env, wait_for
+from tests.conftest import wait_for
+from tests.faults.conftest import Calls, rag_env
 from tests.test_embedded_llm import _children
 
 pytestmark = pytest.mark.embedded_llm
