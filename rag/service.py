@@ -55,6 +55,7 @@ class RagService:
         self.answerer = Answerer(
             llm, selector, settings.answer_step_set, settings.answer_min_question_share, settings.answer_max_tokens,
             settings.answer_question_figures, settings.answer_type_check, settings.other_version_similarity,
+            settings.answer_min_sentence_share,
         )
 
     @classmethod

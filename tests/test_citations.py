@@ -73,6 +73,34 @@ def test_the_title_counts_toward_the_question_share():
     assert verdict.accepted and verdict.question_share == 1.0  # "repelled" is only in the title
 
 
+def test_an_answer_from_a_sentence_about_something_else_is_rejected():
+    # The article is on point (the question share holds), the cited sentence is not: the figure
+    # it gives is a score, not the attendance asked about.
+    text = ("The Borders beat Ulster at Netherdale in the Celtic League. Ulster had led 20-6 at the break. "
+            "The crowd at Netherdale cheered the Borders.")
+    passages = [passage(text, title="Borders stun Ulster")]
+    numbered = number_sentences(passages)
+    question = "What was the attendance at Netherdale for the Celtic League match between Borders and Ulster?"
+    verdict = verify(ModelReply((2,), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    assert not verdict.accepted and "sentences that give the answer hold" in verdict.reason
+    assert 0 < verdict.sentence_share < 0.5
+    # Citing an on-point sentence beside it changes nothing: the share is the evidence's.
+    beside = verify(ModelReply((1, 2), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    assert not beside.accepted and beside.sentence_share == verdict.sentence_share
+    on_point = verify(ModelReply((1,), "beat"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    assert on_point.accepted and on_point.sentence_share >= 0.5
+
+
+def test_an_answer_to_one_part_that_repeats_the_other_part_adds_nothing():
+    whole = "How many Ukrainian soldiers surrendered, and who said so?"
+    part = "who said so"
+    passages = [passage("Gerasimov said 430 Ukrainian soldiers had surrendered.")]
+    numbered = number_sentences(passages)
+    assert verify(ModelReply((1,), "Gerasimov"), numbered, passages, part, 0.0, whole_question=whole).accepted
+    verdict = verify(ModelReply((1,), "Ukrainian soldiers"), numbered, passages, part, 0.0, whole_question=whole)
+    assert not verdict.accepted and verdict.adds_nothing
+
+
 def test_numbers_that_were_not_shown_are_rejected():
     verdict = verify(ModelReply((7,), "430"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
     assert not verdict.accepted and "cites no sentence" in verdict.reason

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from rag.config import Settings
+from rag.config import Settings, settings_table
 
 
 def test_defaults_are_offline_and_embedded():
@@ -32,3 +32,8 @@ def test_invalid_values_are_refused(monkeypatch):
     monkeypatch.setenv("RAG_TOP_K", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_configuration_doc_lists_every_setting_as_settings_describes_it():
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert settings_table() in doc, "docs/configuration.md is stale: paste `python -m rag.config` into it"

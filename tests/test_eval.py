@@ -107,6 +107,9 @@ def test_key_facts_match_whole_words_in_any_variant_case_quotes_and_inflection_a
     terrorists = KeyFact(fact="terrorists", variants=["terrorist"])
     assert terrorists.found_in("treated as terrorists") and not terrorists.found_in("terrorism")
     assert KeyFact(fact="envoy", variants=["Trump's envoy"]).found_in("Trump’s  envoy landed")
+    egyptian = KeyFact(fact="Egyptian", variants=["Egypt"])  # the fact's own wording counts too
+    assert egyptian.found_in("the Egyptian man") and egyptian.found_in("from Egypt")
+    assert not egyptian.found_in("Egyptology")
 
 
 def test_statements_keep_their_markers():

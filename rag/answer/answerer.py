@@ -27,7 +27,7 @@ class Answerer:
     def __init__(
         self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
         min_question_share: float = 0.5, max_tokens: int = 96, question_figures: bool = True,
-        answer_type: bool = True, other_version_similarity: float = 0.7,
+        answer_type: bool = True, other_version_similarity: float = 0.7, min_sentence_share: float = 0.3,
     ) -> None:
         self.llm = llm
         self._selector = selector
@@ -37,6 +37,7 @@ class Answerer:
         self._question_figures = question_figures
         self._answer_type = answer_type
         self._other_version_similarity = other_version_similarity
+        self._min_sentence_share = min_sentence_share
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
@@ -69,7 +70,7 @@ class Answerer:
             with self.llm.turn():
                 numbered = self.numbered(part, passages)
                 reply = self._reply(part, numbered, options)
-            claim = self._claim(reply, numbered, passages, part, one_part=len(asked) > 1 or not parts)
+            claim = self._claim(reply, numbered, passages, part, question, one_part=len(asked) > 1 or not parts)
             if isinstance(claim, str):
                 reasons.append(claim)
                 continue
@@ -102,7 +103,8 @@ class Answerer:
         return parser.finish()
 
     def _claim(
-        self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str, one_part: bool,
+        self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
+        whole_question: str, one_part: bool,
     ) -> _Claim | str:
         """The reply that holds (the model's, or a repair's) with its evidence, or why none does."""
         if reply.declined:
@@ -111,7 +113,8 @@ class Answerer:
         def check(candidate: ModelReply):
             return verify(
                 candidate, numbered, passages, question, self._min_question_share, self._question_figures,
-                answer_type=self._answer_type and one_part,
+                answer_type=self._answer_type and one_part, min_sentence_share=self._min_sentence_share,
+                whole_question=whole_question,
             )
 
         verdict = check(reply)

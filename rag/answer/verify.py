@@ -4,6 +4,11 @@ An answer holds when
 - it cites sentences it was shown;
 - every word and figure it adds to the question is in those sentences (content words compared
   by stem, figures as written): the answer is taken from the evidence, not merely near it;
+- it adds something: an answer to one part of a two-part question that only repeats words of
+  the other part adds nothing;
+- the cited sentences that carry the answer (its evidence), with their articles' titles, hold at
+  least ``min_sentence_share`` of the question's content words: a figure lifted from a sentence about something else (a score for an
+  attendance, a loss for a debt) is not given;
 - and it bears on the question: the cited articles' retrieved text and titles hold at least
   ``min_question_share`` of the question's content words, so an answer lifted from an article
   about something else is not given, and (``question_figures``) every figure of the question;
@@ -29,6 +34,7 @@ class Verdict:
     evidence: tuple[ShownSentence, ...] = ()  # the cited sentences that carry the answer
     unsupported: tuple[str, ...] = ()  # stems and figures of the answer no cited sentence holds
     question_share: float = 0.0  # of the question's content words in the cited articles' text
+    sentence_share: float = 0.0  # ... in the cited sentences and their articles' titles
     adds_nothing: bool = False  # the answer only repeats words of the question
 
 
@@ -42,6 +48,18 @@ def _terms_of(passages: list[Passage], documents: set[str]) -> set[str]:
         if passage.document_id in documents:
             present |= content_terms(passage.text) | content_terms(passage.title or "")
     return present
+
+
+def sentence_share(question: str, cited: list[ShownSentence], passages: list[Passage]) -> float:
+    """The share of the question's content words that these sentences and their articles'
+    titles hold (1.0 for a question with none)."""
+    asked = content_terms(question)
+    if not asked:
+        return 1.0
+    held = set().union(*(
+        content_terms(s.text_in(passages)) | content_terms(passages[s.passage].title or "") for s in cited
+    ))
+    return len(asked & held) / len(asked)
 
 
 def question_share(question: str, passages: list[Passage], documents: set[str]) -> float:
@@ -95,11 +113,13 @@ def _as_written(answer: str, terms: set[str]) -> list[str]:
 def verify(
     reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
     min_question_share: float, question_figures: bool = True, answer_type: bool = False,
+    min_sentence_share: float = 0.0, whole_question: str = "",
 ) -> Verdict:
+    """``question`` is what the answer answers (one part of a two-part ``whole_question``)."""
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:
         return _rejected("the answer cites no sentence the model was shown")
-    added = content_terms(reply.answer) - content_terms(question)
+    added = content_terms(reply.answer) - content_terms(question) - content_terms(whole_question)
     if not added:
         return _rejected("the answer adds nothing to the question", adds_nothing=True)
     texts = {s.number: s.text_in(passages) for s in cited}
@@ -109,6 +129,12 @@ def verify(
         return _rejected(
             "the cited sentences do not hold " + ", ".join(_as_written(reply.answer, set(unsupported))),
             unsupported=unsupported,
+        )
+    evidence = tuple(s for s in cited if content_terms(texts[s.number]) & added)
+    if (on_point := sentence_share(question, list(evidence), passages)) < min_sentence_share:
+        return _rejected(
+            f"the sentences that give the answer hold {on_point:.0%} of the question's words",
+            sentence_share=on_point,
         )
     documents = {passages[s.passage].document_id for s in cited}
     if answer_type and (lacking := expected_type_missing(question, reply.answer)):
@@ -122,5 +148,4 @@ def verify(
         return _rejected(
             f"the cited articles hold {share:.0%} of the question's words", question_share=share,
         )
-    evidence = tuple(s for s in cited if content_terms(texts[s.number]) & added)
-    return Verdict(True, "every word the answer adds is in its cited sentences", evidence, (), share)
+    return Verdict(True, "every word the answer adds is in its cited sentences", evidence, (), share, on_point)

@@ -21,9 +21,10 @@ class KeyFact(BaseModel):
     variants: list[str] = Field(min_length=1, description="Accepted wordings; any one counts.")
 
     def found_in(self, text: str) -> bool:
-        """A variant as whole words, case, quotes and inflection aside ("economists" for
-        "economist", not "economy")."""
-        return any(contains_phrase(text, variant) for variant in self.variants)
+        """The fact or a variant as whole words, case, quotes and inflection aside ("economists"
+        for "economist", not "economy"): the fact's own wording always counts, even where the
+        variants list only shorter ones ("Egypt" beside "Egyptian")."""
+        return any(contains_phrase(text, wording) for wording in (self.fact, *self.variants))
 
 
 class GoldEvidence(BaseModel):
