@@ -88,9 +88,9 @@ class Settings(BaseSettings):
     )
     answer_min_sentence_share: float = Field(
         0.3, ge=0, le=1,
-        description="An answer stands only if the sentences it cites and their articles' titles "
-        "hold at least this share of the content words of the question (or of the part it "
-        "answers): a figure lifted from a sentence about something else is not given.",
+        description="An answer stands only if the cited sentences that give it, with their articles' "
+        "titles, hold at least this share of the content words of the question (or of the part "
+        "it answers): a figure lifted from a sentence about something else is not given.",
     )
     answer_question_figures: bool = Field(
         True,

@@ -53,9 +53,10 @@ class RagService:
             embedder, settings.context_sentences, settings.sentence_term_weight, settings.sentence_rank_weight,
         )
         self.answerer = Answerer(
-            llm, selector, settings.answer_step_set, settings.answer_min_question_share, settings.answer_max_tokens,
-            settings.answer_question_figures, settings.answer_type_check, settings.other_version_similarity,
-            settings.answer_min_sentence_share,
+            llm, selector, settings.answer_step_set, min_question_share=settings.answer_min_question_share,
+            max_tokens=settings.answer_max_tokens, question_figures=settings.answer_question_figures,
+            answer_type=settings.answer_type_check, other_version_similarity=settings.other_version_similarity,
+            min_sentence_share=settings.answer_min_sentence_share,
         )
 
     @classmethod

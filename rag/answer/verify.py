@@ -6,9 +6,9 @@ An answer holds when
   by stem, figures as written): the answer is taken from the evidence, not merely near it;
 - it adds something: an answer to one part of a two-part question that only repeats words of
   the other part adds nothing;
-- the cited sentences that carry the answer (its evidence), with their articles' titles, hold at
-  least ``min_sentence_share`` of the question's content words: a figure lifted from a sentence about something else (a score for an
-  attendance, a loss for a debt) is not given;
+- the cited sentences that carry the answer (its evidence), with their articles' titles, hold
+  at least ``min_sentence_share`` of the question's content words: a figure lifted from a
+  sentence about something else (a score for an attendance, a loss for a debt) is not given;
 - and it bears on the question: the cited articles' retrieved text and titles hold at least
   ``min_question_share`` of the question's content words, so an answer lifted from an article
   about something else is not given, and (``question_figures``) every figure of the question;
@@ -34,7 +34,7 @@ class Verdict:
     evidence: tuple[ShownSentence, ...] = ()  # the cited sentences that carry the answer
     unsupported: tuple[str, ...] = ()  # stems and figures of the answer no cited sentence holds
     question_share: float = 0.0  # of the question's content words in the cited articles' text
-    sentence_share: float = 0.0  # ... in the cited sentences and their articles' titles
+    sentence_share: float = 0.0  # ... in the evidence sentences and their articles' titles
     adds_nothing: bool = False  # the answer only repeats words of the question
 
 
