@@ -134,6 +134,16 @@ def test_each_part_of_a_two_part_question_is_asked_and_answered(answering, fake_
     assert_citations_hold(answering, answer)
 
 
+def test_the_second_part_is_asked_with_the_questions_lead_in(answering, fake_llm):
+    # "they" of the second part is named only by the sentence the question opens with.
+    question = "Ukraine's army held a village near Kursk for weeks. How many soldiers surrendered, and how many assaults did they fight off?"
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), cite("fought off eight Russian assaults", "eight"))
+    answer = answering.ask(question)
+    questions = [r["messages"][1]["content"].rsplit("Question: ", 1)[1] for r in fake_llm.requests]
+    assert questions[1] == "Ukraine's army held a village near Kursk for weeks. How many assaults did they fight off\nReply:"
+    assert answer.answer == "430 [1]. eight [2]."
+
+
 def test_one_part_answered_is_shown_and_none_abstains(answering, fake_llm):
     fake_llm.script(cite(SURRENDER_QUOTE, "430"), NOT_FOUND_REPLY, NOT_FOUND_REPLY, NOT_FOUND_REPLY)
     assert answering.ask(TWO_PART_Q).answer == "430 [1]."

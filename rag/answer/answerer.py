@@ -14,7 +14,7 @@ from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, REPAIRS, other_versi
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
-from rag.retrieval import question_parts
+from rag.retrieval import question_parts, standing_parts
 from rag.models import Answer, Citation, Passage, Timings
 
 NOT_FOUND = "The articles do not contain the answer to this question."
@@ -64,12 +64,14 @@ class Answerer:
         citations: list[Citation] = []
         steps: list[str] = []
         reasons: list[str] = [] if passages else ["no passage was retrieved"]
-        for part in asked if passages else []:
+        # The model is asked each part with its context; the answer is verified against the
+        # part's own words, which its evidence must carry.
+        for part, standing in zip(asked, standing_parts(asked), strict=True) if passages else []:
             # The sentence selection embeds; on the embedded model's two cores that would slow
             # another request's generation, so it runs in this request's turn at the LLM.
             with self.llm.turn():
-                numbered = self.numbered(part, passages)
-                reply = self._reply(part, numbered, options)
+                numbered = self.numbered(standing, passages)
+                reply = self._reply(standing, numbered, options)
             claim = self._claim(reply, numbered, passages, part, question, one_part=len(asked) > 1 or not parts)
             if isinstance(claim, str):
                 reasons.append(claim)
