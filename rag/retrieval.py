@@ -212,11 +212,9 @@ class HybridRetriever:
         return [_passage(found[chunk_id], score) for chunk_id, score in best if found[chunk_id]]
 
 
+_QUESTION_WORD = r"(?:what|which|who|whom|whose|when|where|why|how)\b"
 # ", and which firm did it buy": a second question joined to the first.
-_SECOND_QUESTION = re.compile(
-    r"(?:,\s*|;\s*|\s+)and\s+(?=(?:\w+\s+){0,2}(?:what|which|who|whom|whose|when|where|why|how)\b)",
-    re.IGNORECASE,
-)
+_SECOND_QUESTION = re.compile(rf"(?:,\s*|;\s*|\s+)and\s+(?=(?:\w+\s+){{0,2}}{_QUESTION_WORD})", re.IGNORECASE)
 
 
 def question_parts(question: str) -> list[str]:
@@ -228,9 +226,7 @@ def question_parts(question: str) -> list[str]:
 
 
 # A clause boundary followed by a question phrase: ". How many", ", in which month", ", what".
-_QUESTION_CLAUSE = re.compile(
-    r"[.,;:]\s+(?=(?:\w+\s+){0,2}(?:what|which|who|whom|whose|when|where|why|how)\b)", re.IGNORECASE,
-)
+_QUESTION_CLAUSE = re.compile(rf"[.,;:]\s+(?=(?:\w+\s+){{0,2}}{_QUESTION_WORD})", re.IGNORECASE)
 
 
 def lead_in(first_part: str) -> str:
@@ -250,7 +246,10 @@ def standing_parts(parts: list[str]) -> list[str]:
     lead-in is put before it."""
     if len(parts) < 2 or not (lead := lead_in(parts[0])):
         return parts
-    return [parts[0], *(f"{lead} {part[:1].upper() if lead.endswith('.') else part[:1]}{part[1:]}" for part in parts[1:])]
+    first, second = parts
+    if lead.endswith("."):  # after a sentence, the part starts one
+        second = second[:1].upper() + second[1:]
+    return [first, f"{lead} {second}"]
 
 
 def reciprocal_rank_fusion(rankings: list[Ranking], k: float = 60.0) -> Ranking:
