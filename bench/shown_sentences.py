@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.gold import DocumentTexts, GoldEvidenceSpans, Span
 from rag.evaluation.session import open_store
-from rag.retrieval import question_parts
+from rag.questions import question_parts
 
 WEIGHTINGS = {  # (term weight, rank weight)
     "closeness only": (0.0, 0.0),

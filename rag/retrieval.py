@@ -212,46 +212,6 @@ class HybridRetriever:
         return [_passage(found[chunk_id], score) for chunk_id, score in best if found[chunk_id]]
 
 
-_QUESTION_WORD = r"(?:what|which|who|whom|whose|when|where|why|how)\b"
-# ", and which firm did it buy": a second question joined to the first.
-_SECOND_QUESTION = re.compile(rf"(?:,\s*|;\s*|\s+)and\s+(?=(?:\w+\s+){{0,2}}{_QUESTION_WORD})", re.IGNORECASE)
-
-
-def question_parts(question: str) -> list[str]:
-    """The two questions of a question that joins them with "and" before a question word
-    ("Who bought the firm, and when did the deal close?"); [] for a question that asks one thing.
-    The second part is returned as it is written; ``standing_parts`` gives it its context."""
-    pieces = [p.strip(" ,;?") for p in _SECOND_QUESTION.split(question, maxsplit=1)]
-    return pieces if len(pieces) == 2 and all(len(p.split()) >= 3 for p in pieces) else []
-
-
-# A clause boundary followed by a question phrase: ". How many", ", in which month", ", what".
-_QUESTION_CLAUSE = re.compile(rf"[.,;:]\s+(?=(?:\w+\s+){{0,2}}{_QUESTION_WORD})", re.IGNORECASE)
-
-
-def lead_in(first_part: str) -> str:
-    """What a question says before it asks: the sentence or clause that names its subject ahead
-    of the question phrase ("In the Balco steroid case," / "Adrian Mutu was sacked by Chelsea.");
-    "" when the question opens with its question phrase."""
-    boundaries = list(_QUESTION_CLAUSE.finditer(first_part))
-    if not boundaries:
-        return ""
-    lead = first_part[: boundaries[-1].start() + 1]
-    return lead if len(lead.split()) >= 3 else ""
-
-
-def standing_parts(parts: list[str]) -> list[str]:
-    """Each part as a question that stands on its own: the second, written after an "and", often
-    names its subject only by "he" or "the hearing", which the question's lead-in names, so the
-    lead-in is put before it."""
-    if len(parts) < 2 or not (lead := lead_in(parts[0])):
-        return parts
-    first, second = parts
-    if lead.endswith("."):  # after a sentence, the part starts one
-        second = second[:1].upper() + second[1:]
-    return [first, f"{lead} {second}"]
-
-
 def reciprocal_rank_fusion(rankings: list[Ranking], k: float = 60.0) -> Ranking:
     """Each chunk scored by the sum of 1 / (k + rank) over the rankings that hold it (Cormack et
     al. 2009; the formula and k of LlamaIndex's QueryFusionRetriever)."""

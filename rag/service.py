@@ -29,7 +29,8 @@ from rag.models import (
     Passage,
     SearchFilter,
 )
-from rag.retrieval import HybridRetriever, question_parts
+from rag.questions import question_parts
+from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class RagService:
         parts: list[str] | None = None,
     ) -> list[Passage]:
         """The best passages for the query; ``parts``: the two questions of a question that asks
-        two things (rag.retrieval.question_parts), each also searched, their rankings fused."""
+        two things (rag.questions.question_parts), each also searched, their rankings fused."""
         query = self.check_query(query)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:

@@ -14,7 +14,7 @@ from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, REPAIRS, other_versi
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
-from rag.retrieval import question_parts, standing_parts
+from rag.questions import question_parts, standing_parts
 from rag.models import Answer, Citation, Passage, Timings
 
 NOT_FOUND = "The articles do not contain the answer to this question."

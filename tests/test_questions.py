@@ -1,0 +1,37 @@
+"""How a question is read into the parts it asks."""
+
+import pytest
+
+from rag.questions import question_parts, standing_parts
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("Who bought the firm, and when did the deal close?", ["Who bought the firm", "when did the deal close"]),
+        ("What did the club pay and which player did it sign?", ["What did the club pay", "which player did it sign"]),
+        # "and" joining two things of one question is not a second question
+        ("Who were the winners and losers of the budget?", []),
+        ("Which firm merged with its rival and when?", []),
+    ],
+)
+def test_question_parts_split_only_a_second_question(question, parts):
+    assert question_parts(question) == parts
+
+
+@pytest.mark.parametrize(
+    ("question", "second"),
+    [
+        ("In the Balco steroid case, in which month was a trial date set, and to what date was the hearing pushed back?",
+         "In the Balco steroid case, to what date was the hearing pushed back"),
+        ("The minister resigned in March. How much did he earn, and how long had he served?",
+         "The minister resigned in March. How long had he served"),
+        ("When the coach left, what was his record, and who replaced him?", "When the coach left, who replaced him"),
+        # no lead-in: the question opens with what it asks
+        ("How many copies did the game sell, and by how much did traffic grow?", "by how much did traffic grow"),
+    ],
+)
+def test_the_second_part_carries_the_questions_lead_in(question, second):
+    parts = standing_parts(question_parts(question))
+    assert parts[1] == second
+    assert parts[0] == question_parts(question)[0]
