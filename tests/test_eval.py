@@ -296,7 +296,7 @@ def test_bad_question_files_are_clear_errors(tmp_path):
 
 # --- independence from the answer path -------------------------------------------------------
 
-ANSWER_PATH = ("rag.answering", "rag.citations", "rag.support", "rag.answer")
+ANSWER_PATH = ("rag.answer", "rag.questions")
 SCORER = ["dataset", "gold", "grading", "judge", "metrics", "agreement"]
 
 
