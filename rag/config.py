@@ -121,8 +121,15 @@ class Settings(BaseSettings):
     )
     answer_type_check: bool = Field(
         True,
-        description="An answer to a one-part \"how many/how much\" question must hold a figure, and "
-        "to a \"when\" question a figure or a word of time.",
+        description="An answer to a one-part \"how many/how much\" question must hold a figure, "
+        "to a \"when\" question a figure or a word of time, and to a \"where\" question more "
+        "than a time.",
+    )
+    answer_restated_words: bool = Field(
+        True,
+        description="An answer stands only if the words it repeats from the question are in its "
+        "cited sentences or their articles' titles too: the question's subject put on another "
+        "subject's fact does not hold.",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(

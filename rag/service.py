@@ -58,6 +58,7 @@ class RagService:
             max_tokens=settings.answer_max_tokens, question_figures=settings.answer_question_figures,
             answer_type=settings.answer_type_check, other_version_similarity=settings.other_version_similarity,
             min_sentence_share=settings.answer_min_sentence_share,
+            restated_words=settings.answer_restated_words,
         )
 
     @classmethod

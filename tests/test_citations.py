@@ -126,6 +126,22 @@ def test_content_terms_stem_words_and_keep_figures_whole():
     assert content_terms("said the and of") == set()
 
 
+def test_an_answer_that_puts_the_questions_subject_on_another_subjects_fact_is_rejected():
+    text = "Def Jam was founded in 1984 by Russell Simmons. Roc-A-Fella signed Kanye West."
+    passages = [passage(text, title="Label news")]
+    numbered = number_sentences(passages)
+    question = "When was Roc-A-Fella founded?"
+    reply = ModelReply((1,), "Roc-A-Fella was founded in 1984")
+    assert verify(reply, numbered, passages, question, 0.5).accepted  # the check off: only added words count
+    verdict = verify(reply, numbered, passages, question, 0.5, restated_words=True)
+    assert not verdict.accepted and "do not say Roc-A-Fella" in verdict.reason
+    # the question's words in the evidence's title count as said
+    titled = [passage(text, title="Roc-A-Fella at thirty")]
+    assert verify(reply, number_sentences(titled), titled, question, 0.5, restated_words=True).accepted
+    assert verify(ModelReply((1,), "in 1984"), numbered, passages, "When was Def Jam founded?", 0.5,
+                  restated_words=True).accepted
+
+
 def test_an_answer_to_a_question_about_another_year_or_figure_is_rejected():
     question = "How many Ukrainian soldiers surrendered in 2026?"
     verdict = verify(ModelReply((1,), "430"), NUMBERED, PASSAGES, question, 0.5)
@@ -139,6 +155,8 @@ def test_an_amount_question_wants_a_figure_and_a_when_question_a_time():
     assert expected_type_missing("When did the talks resume?", "in March") is None
     assert expected_type_missing("When did the talks resume?", "Gerasimov") == "a time"
     assert expected_type_missing("Who spoke?", "Gerasimov") is None
+    assert expected_type_missing("Where were the talks held?", "on Monday, 3 March") == "a place"
+    assert expected_type_missing("Where were the talks held?", "in Minsk on Monday") is None
     question = "When do the talks resume in Kursk?"
     verdict = verify(ModelReply((1,), "Gerasimov"), NUMBERED, PASSAGES, question, 0.0, answer_type=True)
     assert not verdict.accepted and "asks for a time" in verdict.reason

@@ -28,6 +28,7 @@ class Answerer:
         self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
         min_question_share: float = 0.5, max_tokens: int = 96, question_figures: bool = True,
         answer_type: bool = True, other_version_similarity: float = 0.7, min_sentence_share: float = 0.3,
+        restated_words: bool = True,
     ) -> None:
         self.llm = llm
         self._selector = selector
@@ -38,6 +39,7 @@ class Answerer:
         self._answer_type = answer_type
         self._other_version_similarity = other_version_similarity
         self._min_sentence_share = min_sentence_share
+        self._restated_words = restated_words
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
@@ -116,7 +118,7 @@ class Answerer:
             return verify(
                 candidate, numbered, passages, question, self._min_question_share, self._question_figures,
                 answer_type=self._answer_type and one_part, min_sentence_share=self._min_sentence_share,
-                whole_question=whole_question,
+                whole_question=whole_question, restated_words=self._restated_words,
             )
 
         verdict = check(reply)

@@ -13,7 +13,10 @@ An answer holds when
   ``min_question_share`` of the question's content words, so an answer lifted from an article
   about something else is not given, and (``question_figures``) every figure of the question;
 - (``answer_type``, for a question asking one thing) it holds a figure when asked "how many" or
-  "how much", a figure or a word of time when asked "when".
+  "how much", a figure or a word of time when asked "when", more than a time when asked "where";
+- (``restated_words``) the words it repeats from the question are in its evidence too, or in
+  the evidence's titles: an answer that puts the question's subject on another subject's fact
+  ("X was founded in 1984" from "Y was founded in 1984") does not hold.
 Nothing here rewrites the answer; repairs (rag.answer.repairs) are separate, named steps."""
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
 # What a one-part question asks for, and what an answer to it must then hold.
 _ASKS_AMOUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|proportion|number|amount|sum|price)\b", re.I)
 _ASKS_TIME = re.compile(r"^\s*(?:when\b|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I)
+_ASKS_PLACE = re.compile(r"^\s*(?:where\b|in\s+(?:what|which)\s+(?:city|country|town|place)\b)", re.I)
 _COUNT_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
@@ -94,8 +98,11 @@ _TIME_WORDS = re.compile(
 
 def expected_type_missing(question: str, answer: str) -> str | None:
     """What the answer lacks that the question asks for: a figure for "how many" or "how much",
-    a figure or a word of time for "when" (None when it has it, or the question asks neither)."""
+    a figure or a word of time for "when", something besides a time for "where" (None when it
+    has it, or the question asks none of these)."""
     has_figure = any(ch.isdigit() for ch in answer)
+    if _ASKS_PLACE.search(question) and not content_terms(re.sub(r"\d", " ", _TIME_WORDS.sub(" ", answer))):
+        return "a place"
     if _ASKS_AMOUNT.search(question) and not (has_figure or _COUNT_WORDS.search(answer)):
         return "a figure"
     if _ASKS_TIME.search(question) and not (has_figure or _TIME_WORDS.search(answer)):
@@ -113,7 +120,7 @@ def _as_written(answer: str, terms: set[str]) -> list[str]:
 def verify(
     reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
     min_question_share: float, question_figures: bool = True, answer_type: bool = False,
-    min_sentence_share: float = 0.0, whole_question: str = "",
+    min_sentence_share: float = 0.0, whole_question: str = "", restated_words: bool = False,
 ) -> Verdict:
     """``question`` is what the answer answers (one part of a two-part ``whole_question``)."""
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
@@ -131,6 +138,13 @@ def verify(
             unsupported=unsupported,
         )
     evidence = tuple(s for s in cited if content_terms(texts[s.number]) & added)
+    if restated_words:
+        titled = held | set().union(*(content_terms(passages[s.passage].title or "") for s in evidence))
+        if restated := content_terms(reply.answer) - added - titled:
+            return _rejected(
+                "the cited sentences do not say " + ", ".join(_as_written(reply.answer, restated)),
+                unsupported=tuple(sorted(restated)),
+            )
     if (on_point := sentence_share(question, list(evidence), passages)) < min_sentence_share:
         return _rejected(
             f"the sentences that give the answer hold {on_point:.0%} of the question's words",
