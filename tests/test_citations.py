@@ -155,6 +155,8 @@ def test_an_amount_question_wants_a_figure_and_a_when_question_a_time():
     assert expected_type_missing("When did the talks resume?", "in March") is None
     assert expected_type_missing("When did the talks resume?", "Gerasimov") == "a time"
     assert expected_type_missing("Who spoke?", "Gerasimov") is None
+    # a clause of time before the question phrase does not make it a "when" question
+    assert expected_type_missing("When the talks resumed, who spoke first?", "Gerasimov") is None
     assert expected_type_missing("Where were the talks held?", "on Monday, 3 March") == "a place"
     assert expected_type_missing("Where were the talks held?", "in Minsk on Monday") is None
     question = "When do the talks resume in Kursk?"

@@ -82,7 +82,12 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
 
 # What a one-part question asks for, and what an answer to it must then hold.
 _ASKS_AMOUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|proportion|number|amount|sum|price)\b", re.I)
-_ASKS_TIME = re.compile(r"^\s*(?:when\b|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I)
+# "When" asks only before the verb it inverts ("When did …", "When was …"); "When the bank held
+# rates, which economist …" opens with a clause of time and asks something else.
+_ASKS_TIME = re.compile(
+    r"^\s*(?:when\s+(?:did|does|do|is|are|was|were|will|would|has|have|had|can|could|should|might|must)\b"
+    r"|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I,
+)
 _ASKS_PLACE = re.compile(r"^\s*(?:where\b|in\s+(?:what|which)\s+(?:city|country|town|place)\b)", re.I)
 _COUNT_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
