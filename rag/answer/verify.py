@@ -14,8 +14,8 @@ An answer holds when
   about something else is not given, and (``question_figures``) every figure of the question;
 - (``answer_type``, for a question asking one thing) it holds a figure when asked "how many" or
   "how much", a figure or a word of time when asked "when", more than a time when asked "where";
-- (``restated_words``) the words it repeats from the question are in its evidence too, or in
-  the evidence's titles: an answer that puts the question's subject on another subject's fact
+- (``restated_words``) the words it repeats from the question are in its cited sentences too, or
+  in the titles of the sentences that give it: an answer that puts the question's subject on another subject's fact
   ("X was founded in 1984" from "Y was founded in 1984") does not hold.
 Nothing here rewrites the answer; repairs (rag.answer.repairs) are separate, named steps."""
 
