@@ -1,5 +1,5 @@
-"""Reading a question before it is answered: whether it asks two things, and what each part
-needs beside it to stand on its own. Both retrieval (a search per part) and the answer path (a
+"""Reading a question before it is answered: whether it asks two things, what each part needs
+beside it to stand on its own, and what kind of answer it asks for. Both retrieval (a search per part) and the answer path (a
 prompt per part) read questions this way."""
 
 from __future__ import annotations
@@ -44,3 +44,20 @@ def standing_parts(parts: list[str]) -> list[str]:
     if lead.endswith("."):  # after a sentence, the part starts one
         second = second[:1].upper() + second[1:]
     return [first, f"{lead} {second}"]
+
+
+_ASKS_AMOUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|proportion|number|amount|sum|price)\b", re.I)
+# "When" asks only before the verb it inverts ("When did …", "When was …"); "When the bank held
+# rates, which economist …" opens with a clause of time and asks something else.
+_ASKS_TIME = re.compile(
+    r"^\s*(?:when\s+(?:did|does|do|is|are|was|were|will|would|has|have|had|can|could|should|might|must)\b"
+    r"|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I,
+)
+_ASKS_PLACE = re.compile(r"^\s*(?:where\b|in\s+(?:what|which)\s+(?:city|country|town|place)\b)", re.I)
+
+
+def asks_for(question: str) -> set[str]:
+    """What the question's phrase asks for: "amount" (how many, how much, what percentage),
+    "time" (when, in which year), "place" (where, in which city); empty for anything else."""
+    patterns = {"amount": _ASKS_AMOUNT, "time": _ASKS_TIME, "place": _ASKS_PLACE}
+    return {kind for kind, pattern in patterns.items() if pattern.search(question)}

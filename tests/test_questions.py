@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.questions import question_parts, standing_parts
+from rag.questions import asks_for, question_parts, standing_parts
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,13 @@ def test_the_second_part_carries_the_questions_lead_in(question, second):
     parts = standing_parts(question_parts(question))
     assert parts[1] == second
     assert parts[0] == question_parts(question)[0]
+
+
+def test_what_a_question_asks_for_is_read_from_its_question_phrase():
+    assert asks_for("How many soldiers surrendered?") == {"amount"}
+    assert asks_for("When did the talks resume?") == {"time"}
+    assert asks_for("In which year was the label founded?") == {"time"}
+    assert asks_for("Where did the plane land?") == {"place"}
+    assert asks_for("Who spoke first?") == set()
+    # a clause of time before the question phrase is not the question
+    assert asks_for("When the Bank of England held rates, which economist spoke?") == set()

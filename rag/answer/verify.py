@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from rag.answer.parse import ModelReply
 from rag.answer.prompt import NumberedSentences, ShownSentence
 from rag.models import Passage
+from rag.questions import asks_for
 from rag.text import content_terms, is_number
 
 
@@ -80,15 +81,7 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
     return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
-# What a one-part question asks for, and what an answer to it must then hold.
-_ASKS_AMOUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:percentage|proportion|number|amount|sum|price)\b", re.I)
-# "When" asks only before the verb it inverts ("When did …", "When was …"); "When the bank held
-# rates, which economist …" opens with a clause of time and asks something else.
-_ASKS_TIME = re.compile(
-    r"^\s*(?:when\s+(?:did|does|do|is|are|was|were|will|would|has|have|had|can|could|should|might|must)\b"
-    r"|in\s+(?:what|which)\s+(?:year|month)\b|(?:what|which)\s+(?:year|month|day|date)\b)", re.I,
-)
-_ASKS_PLACE = re.compile(r"^\s*(?:where\b|in\s+(?:what|which)\s+(?:city|country|town|place)\b)", re.I)
+# What an answer to a one-part question must then hold.
 _COUNT_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
@@ -106,11 +99,12 @@ def expected_type_missing(question: str, answer: str) -> str | None:
     a figure or a word of time for "when", something besides a time for "where" (None when it
     has it, or the question asks none of these)."""
     has_figure = any(ch.isdigit() for ch in answer)
-    if _ASKS_PLACE.search(question) and not content_terms(re.sub(r"\d", " ", _TIME_WORDS.sub(" ", answer))):
+    asked = asks_for(question)
+    if "place" in asked and not content_terms(re.sub(r"\d", " ", _TIME_WORDS.sub(" ", answer))):
         return "a place"
-    if _ASKS_AMOUNT.search(question) and not (has_figure or _COUNT_WORDS.search(answer)):
+    if "amount" in asked and not (has_figure or _COUNT_WORDS.search(answer)):
         return "a figure"
-    if _ASKS_TIME.search(question) and not (has_figure or _TIME_WORDS.search(answer)):
+    if "time" in asked and not (has_figure or _TIME_WORDS.search(answer)):
         return "a time"
     return None
 
