@@ -128,8 +128,8 @@ class Settings(BaseSettings):
     answer_restated_words: bool = Field(
         True,
         description="An answer stands only if the words it repeats from the question are in its "
-        "cited sentences or their articles' titles too: the question's subject put on another "
-        "subject's fact does not hold.",
+        "cited sentences too, or in the titles of the articles that give it: the question's subject "
+        "put on another subject's fact does not hold.",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(

@@ -1,6 +1,6 @@
 """Reading a question before it is answered: whether it asks two things, what each part needs
-beside it to stand on its own, and what kind of answer it asks for. Both retrieval (a search per part) and the answer path (a
-prompt per part) read questions this way."""
+beside it to stand on its own, and what kind of answer it asks for. Both retrieval (a search per
+part) and the answer path (a prompt per part, the answer's type) read questions this way."""
 
 from __future__ import annotations
 

@@ -15,13 +15,14 @@ An answer holds when
 - (``answer_type``, for a question asking one thing) it holds a figure when asked "how many" or
   "how much", a figure or a word of time when asked "when", more than a time when asked "where";
 - (``restated_words``) the words it repeats from the question are in its cited sentences too, or
-  in the titles of the sentences that give it: an answer that puts the question's subject on another subject's fact
-  ("X was founded in 1984" from "Y was founded in 1984") does not hold.
+  in its evidence's titles: an answer that puts the question's subject on another subject's
+  fact ("X was founded in 1984" from "Y was founded in 1984") does not hold.
 Nothing here rewrites the answer; repairs (rag.answer.repairs) are separate, named steps."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.answer.parse import ModelReply
@@ -54,15 +55,18 @@ def _terms_of(passages: list[Passage], documents: set[str]) -> set[str]:
     return present
 
 
+def _title_terms(sentences: Iterable[ShownSentence], passages: list[Passage]) -> set[str]:
+    """The content words of the titles of these sentences' articles."""
+    return set().union(*(content_terms(passages[s.passage].title or "") for s in sentences))
+
+
 def sentence_share(question: str, cited: list[ShownSentence], passages: list[Passage]) -> float:
     """The share of the question's content words that these sentences and their articles'
     titles hold (1.0 for a question with none)."""
     asked = content_terms(question)
     if not asked:
         return 1.0
-    held = set().union(*(
-        content_terms(s.text_in(passages)) | content_terms(passages[s.passage].title or "") for s in cited
-    ))
+    held = set().union(*(content_terms(s.text_in(passages)) for s in cited)) | _title_terms(cited, passages)
     return len(asked & held) / len(asked)
 
 
@@ -81,7 +85,7 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
     return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
-# What an answer to a one-part question must then hold.
+# What an answer must hold to give what its question asks for (rag.questions.asks_for).
 _COUNT_WORDS = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
@@ -138,8 +142,7 @@ def verify(
         )
     evidence = tuple(s for s in cited if content_terms(texts[s.number]) & added)
     if restated_words:
-        titled = held | set().union(*(content_terms(passages[s.passage].title or "") for s in evidence))
-        if restated := content_terms(reply.answer) - added - titled:
+        if restated := content_terms(reply.answer) - added - held - _title_terms(evidence, passages):
             return _rejected(
                 "the cited sentences do not say " + ", ".join(_as_written(reply.answer, restated)),
                 unsupported=tuple(sorted(restated)),
