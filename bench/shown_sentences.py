@@ -5,7 +5,7 @@ For each answerable question of the set: retrieve the answer's passages, choose 
 the SentenceSelector under each weighting, and count the question as covered when, for every
 gold fact, some shown sentence overlaps one of that fact's gold spans.
 
-    RAG_DATA_DIR=/tmp/evalbbc python bench/shown_sentences.py [--set eval/bbc_dev.jsonl] [--corpus DIR]
+    RAG_DATA_DIR=/tmp/evalbbc python bench/shown_sentences.py [--set eval/bbc_dev.jsonl] [--corpus DIR] [--neighbours 1]
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpora" / "bbc")
     parser.add_argument("--passages", type=int, nargs="+", default=[5, 8])
     parser.add_argument("--shown", type=int, nargs="+", default=[6, 8, 10])
+    parser.add_argument(
+        "--neighbours", type=int, default=0,
+        help="also read this many chunks before and after each retrieved passage (RAG_CONTEXT_NEIGHBOURS)",
+    )
     args = parser.parse_args()
     questions = [q for q in load_questions(args.set) if q.answerable]
     with tempfile.TemporaryDirectory() as scratch:
@@ -45,7 +49,11 @@ def main() -> None:
         print("|---|---|---|" + "---|" * len(WEIGHTINGS))
         for k in args.passages:
             for by_parts in (False, True):
-                retrieved = [(q, service.retrieve(q.question, k, parts=question_parts(q.question) if by_parts else None)) for q in questions]
+                retrieved = [
+                    (q, service.retriever.with_neighbours(
+                        service.retrieve(q.question, k, parts=question_parts(q.question) if by_parts else None), args.neighbours))
+                    for q in questions
+                ]
                 for shown in args.shown:
                     shares = []
                     for term_weight, rank_weight in WEIGHTINGS.values():

@@ -156,7 +156,8 @@ def _command(line: str, history: list[ChatMessage], last: Reply) -> bool:
         if last.rewritten_question:
             click.echo(f"question searched: {last.rewritten_question}")
         for rank, passage in enumerate(last.passages, 1):
-            click.echo(f"{rank}. {passage.document_id} [{passage.start}:{passage.end}] {' '.join(passage.text.split())}")
+            beside = " (beside a retrieved passage)" if passage.context_of else ""
+            click.echo(f"{rank}. {passage.document_id} [{passage.start}:{passage.end}]{beside} {' '.join(passage.text.split())}")
     else:
         click.echo(f"unknown command {command}; /help lists them")
     return True

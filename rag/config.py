@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="Passages retrieved for an answer, whose sentences are candidates to show the "
         "model (an API request's top_k overrides it).",
     )
+    context_neighbours: int = Field(
+        0, ge=0, le=5,
+        description="Chunks before and after each of an answer's retrieved passages, in the same "
+        "article, whose sentences are also candidates to show the model (0: none). With 1, the "
+        "shown sentences hold every gold fact for 0.81 of the BBC dev questions instead of 0.78 "
+        "(bench/shown_sentences.py --neighbours); off until `rag eval` measures its answers.",
+    )
     split_questions: bool = Field(
         False,
         description="A question that asks two things (\"…, and when did…\") is also searched "

@@ -108,10 +108,15 @@ class ArticleSpan(BaseModel):
 
 
 class Passage(ArticleSpan):
-    """A retrieved chunk with its fused retrieval score (reciprocal rank fusion)."""
+    """A retrieved chunk with its fused retrieval score (reciprocal rank fusion), or a chunk read
+    beside one (``context_of``)."""
 
     text: str
     score: float
+    context_of: str | None = Field(
+        None, description="Not retrieved itself: the retrieved chunk it neighbours in its article, "
+        "read with it for an answer (its score is 0).",
+    )
 
 
 class Limits(BaseModel):

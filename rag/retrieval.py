@@ -44,6 +44,7 @@ class KeywordIndex:
         chunks = [s.chunk for s in stored]
         self._chunk_ids = [chunk.chunk_id for chunk in chunks]
         self._stored = {s.chunk.chunk_id: s for s in stored}
+        self._at_position = {(c.document_id, c.index): c.chunk_id for c in chunks}
         document_ids = sorted({chunk.document_id for chunk in chunks})
         self._document_codes = {document_id: code for code, document_id in enumerate(document_ids)}
         self._document_metadata = {s.chunk.document_id: s.metadata for s in stored}
@@ -97,6 +98,11 @@ class KeywordIndex:
 
     def get(self, chunk_id: str) -> StoredChunk | None:
         return self._stored.get(chunk_id)
+
+    def at(self, document_id: str, index: int) -> StoredChunk | None:
+        """The document's chunk at this position, if the index holds it."""
+        chunk_id = self._at_position.get((document_id, index))
+        return self._stored.get(chunk_id) if chunk_id else None
 
     def query_terms(self, query: str) -> list[str]:
         """bm25s.tokenize's analysis of one query, without its progress-bar set-up, which cost a
@@ -210,6 +216,30 @@ class HybridRetriever:
         found.update({s.chunk.chunk_id: s for s in self._store.chunks_by_id(missing)})
         # A chunk deleted between the search and this read is left out, not an error.
         return [_passage(found[chunk_id], score) for chunk_id, score in best if found[chunk_id]]
+
+
+    def with_neighbours(self, passages: list[Passage], reach: int) -> list[Passage]:
+        """The passages, then the chunks up to ``reach`` positions before and after each in its
+        article that were not retrieved themselves, in the order of the passages they neighbour.
+        Chunks are short, and the sentence that answers often sits beside the one that matched
+        the question's words: read with them, the answer's candidate sentences hold every gold
+        fact for 0.81 of the BBC dev questions instead of 0.78 (bench/shown_sentences.py --neighbours 1)."""
+        if reach <= 0 or not passages:
+            return passages
+        keywords = self.keyword_index()
+        read = {p.chunk_id for p in passages}
+        neighbours: list[Passage] = []
+        for passage in passages:
+            here = keywords.get(passage.chunk_id)
+            if here is None:  # added by another writer since the index was built
+                continue
+            index = here.chunk.index
+            for position in [*range(index - reach, index), *range(index + 1, index + reach + 1)]:
+                stored = keywords.at(passage.document_id, position)
+                if stored is not None and stored.chunk.chunk_id not in read:
+                    read.add(stored.chunk.chunk_id)
+                    neighbours.append(_passage(stored, 0.0).model_copy(update={"context_of": passage.chunk_id}))
+        return passages + neighbours
 
 
 def reciprocal_rank_fusion(rankings: list[Ranking], k: float = 60.0) -> Ranking:

@@ -185,6 +185,7 @@ class RagService:
         parts = question_parts(question)
         searched = parts if self.settings.split_questions else None
         passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, searched)
+        passages = self.retriever.with_neighbours(passages, self.settings.context_neighbours)
         retrieve_ms = (time.perf_counter() - started) * 1000
         events = self.answerer.stream(question, passages, retrieve_ms, options, parts)
         return without_unstated_links(events, passages)

@@ -108,3 +108,22 @@ def test_keyword_search_matches_a_full_ranking_of_bm25_scores(query):
     assert [by_id[chunk_id] for chunk_id, _ in found] == pytest.approx([score for _, score in found])
     if "Gdansk" in query:
         assert found[0][0] == stored[17].chunk.chunk_id
+
+
+def test_neighbours_are_read_after_the_retrieved_passages_without_repeating_one(seeded):
+    passages = seeded.retrieve("How many Ukrainian soldiers surrendered, according to Gerasimov?", top_k=3)
+    read = seeded.retriever.with_neighbours(passages, 1)
+    assert read[: len(passages)] == passages
+    assert len({p.chunk_id for p in read}) == len(read)
+    neighbours = read[len(passages):]
+    assert neighbours, "a seed article's retrieved chunk has a chunk beside it"
+    chunks = {d: {c.chunk_id: c for c in seeded.get_document(d).chunks} for d in {p.document_id for p in read}}
+    by_id = {p.chunk_id: p for p in passages}
+    for neighbour in neighbours:
+        source = by_id[neighbour.context_of]
+        assert neighbour.document_id == source.document_id and neighbour.score == 0
+        here, there = chunks[neighbour.document_id][neighbour.chunk_id], chunks[source.document_id][source.chunk_id]
+        assert abs(here.index - there.index) == 1
+        assert neighbour.text == here.text
+        assert seeded.get_document(neighbour.document_id).text[neighbour.start : neighbour.end] == neighbour.text
+    assert seeded.retriever.with_neighbours(passages, 0) == passages

@@ -250,10 +250,13 @@ function passagesToggle(passages) {
       onclick: (event) => openArticle(passage.document_id,
         { start: passage.start, end: passage.end, text: passage.text }, event.currentTarget),
     }, passage.title || passage.document_id),
-    element("span", { class: "passage-info", text: ` ${passage.document_id} · score ${passage.score.toFixed(4)}` }),
+    element("span", {
+      class: "passage-info",
+      text: ` ${passage.document_id} · ` + (passage.context_of ? "read beside a retrieved passage" : `score ${passage.score.toFixed(4)}`),
+    }),
     element("blockquote", { text: passage.text })));
   return element("details", { class: "passages" },
-    element("summary", { text: `Retrieved passages (${passages.length})` }),
+    element("summary", { text: `Passages read (${passages.length})` }),
     element("ol", {}, ...items));
 }
 
