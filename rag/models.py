@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 MetadataValue = str | int | float | bool
 
@@ -117,6 +117,14 @@ class Passage(ArticleSpan):
         None, description="Not retrieved itself: the retrieved chunk it neighbours in its article, "
         "read with it for an answer (its score is 0).",
     )
+
+    @model_serializer(mode="wrap")
+    def _retrieved_without_context_of(self, handler):
+        # A retrieved passage is written as before: the field is there only on a neighbour.
+        data = handler(self)
+        if self.context_of is None and isinstance(data, dict):
+            data.pop("context_of", None)
+        return data
 
 
 class Limits(BaseModel):
