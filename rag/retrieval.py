@@ -217,7 +217,6 @@ class HybridRetriever:
         # A chunk deleted between the search and this read is left out, not an error.
         return [_passage(found[chunk_id], score) for chunk_id, score in best if found[chunk_id]]
 
-
     def with_neighbours(self, passages: list[Passage], reach: int) -> list[Passage]:
         """The passages, then the chunks up to ``reach`` positions before and after each in its
         article that were not retrieved themselves, in the order of the passages they neighbour.
@@ -233,12 +232,12 @@ class HybridRetriever:
             here = keywords.get(passage.chunk_id)
             if here is None:  # added by another writer since the index was built
                 continue
-            index = here.chunk.index
-            for position in [*range(index - reach, index), *range(index + 1, index + reach + 1)]:
+            # The passage's own chunk, and any already read, are in ``read``.
+            for position in range(here.chunk.index - reach, here.chunk.index + reach + 1):
                 stored = keywords.at(passage.document_id, position)
                 if stored is not None and stored.chunk.chunk_id not in read:
                     read.add(stored.chunk.chunk_id)
-                    neighbours.append(_passage(stored, 0.0).model_copy(update={"context_of": passage.chunk_id}))
+                    neighbours.append(_passage(stored, 0.0, context_of=passage.chunk_id))
         return passages + neighbours
 
 
@@ -252,7 +251,7 @@ def reciprocal_rank_fusion(rankings: list[Ranking], k: float = 60.0) -> Ranking:
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)
 
 
-def _passage(stored: StoredChunk, score: float) -> Passage:
+def _passage(stored: StoredChunk, score: float, context_of: str | None = None) -> Passage:
     chunk = stored.chunk
     return Passage(
         document_id=chunk.document_id,
@@ -263,4 +262,5 @@ def _passage(stored: StoredChunk, score: float) -> Passage:
         end=chunk.end,
         score=round(score, 6),
         metadata=stored.metadata,
+        context_of=context_of,
     )
