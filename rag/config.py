@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
-ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version", "answer_parts", "ask_again")
+ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version", "answer_parts")
 
 
 class Settings(BaseSettings):
@@ -118,9 +118,7 @@ class Settings(BaseSettings):
         "that hold the answer's words when the cited ones do not; quote_evidence answers with the "
         "cited sentence quoted when the model's words are not all in it), and other_version, "
         "which quotes another article's sentence on the same point beside an accepted answer, and "
-        "answer_parts, which asks the model each part of a question that asks two things, and "
-        "ask_again, which asks the model once more, without the sentences it cited, when no "
-        "reply it gave holds. "
+        "answer_parts, which asks the model each part of a question that asks two things. "
         "Their measured effect: docs/answer-steps.md.",
     )
     other_version_similarity: float = Field(

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, ShownSentence, build_messages, without
-from rag.answer.repairs import ANSWER_PARTS, ASK_AGAIN, OTHER_VERSION, REPAIRS, other_version
+from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, ShownSentence, build_messages
+from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, REPAIRS, other_version
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
@@ -74,17 +74,7 @@ class Answerer:
             with self.llm.turn():
                 numbered = self.numbered(standing, passages)
                 reply = self._reply(standing, numbered, options)
-            one_part = len(asked) > 1 or not parts
-            claim = self._claim(reply, numbered, passages, part, question, one_part)
-            if isinstance(claim, str) and ASK_AGAIN in self._steps and not reply.declined:
-                # The sentences it chose do not hold its answer: asked once more without them,
-                # the model may choose the one that does, or find none.
-                with self.llm.turn():
-                    fewer = without(numbered, passages, reply.sentences)
-                    second = self._reply(standing, fewer, options) if fewer.shown else None
-                again = self._claim(second, fewer, passages, part, question, one_part) if second else claim
-                if not isinstance(again, str):
-                    claim = replace(again, steps=[ASK_AGAIN, *again.steps])
+            claim = self._claim(reply, numbered, passages, part, question, one_part=len(asked) > 1 or not parts)
             if isinstance(claim, str):
                 reasons.append(claim)
                 continue

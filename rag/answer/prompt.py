@@ -108,15 +108,6 @@ def number_sentences(
     return NumberedSentences("\n".join(blocks).strip(), shown, numbered_vectors)
 
 
-def without(numbered: NumberedSentences, passages: list[Passage], numbers: tuple[int, ...]) -> NumberedSentences:
-    """The shown sentences but these, numbered afresh."""
-    kept = [s for n, s in numbered.shown.items() if n not in numbers]
-    return number_sentences(
-        passages, [_Candidate(s.passage, s.start, s.end) for s in kept],
-        [numbered.vectors[s.number] for s in kept] if all(s.number in numbered.vectors for s in kept) else None,
-    )
-
-
 class SentenceSelector:
     """The sentences of the retrieved passages that bear most on the question: closeness of the
     embedding model's vectors, plus the share of the question's content words a sentence holds
