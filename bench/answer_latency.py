@@ -4,8 +4,8 @@ as `rag eval --corpus` does): prompt tokens and generated tokens (counted by the
 server's tokenizer), time to the first streamed text and total, beside answer correctness, so a
 setting that shortens the prompt shows what it costs.
 
-    python bench/answer_latency.py [--limit 40] [--set eval/bbc_dev.jsonl] [--corpus DIR]
-    RAG_CONTEXT_SENTENCES=6 python bench/answer_latency.py   # fewer sentences shown
+    python -m bench.answer_latency [--limit 40] [--set eval/bbc_dev.jsonl] [--corpus DIR]
+    RAG_CONTEXT_SENTENCES=6 python -m bench.answer_latency   # fewer sentences shown
 """
 
 from __future__ import annotations

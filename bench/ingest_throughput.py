@@ -3,7 +3,7 @@ nested, with a Latin-1 file and duplicates): the first run end to end (read, dec
 chunk, embed, write to Chroma) against the raw embedding model alone on the same chunk texts in
 the same process, the second run over the unchanged folder, and peak memory.
 
-    python bench/ingest_throughput.py [--folder ../shared/corpora/bbc] [--keep DIR]
+    python -m bench.ingest_throughput [--folder ../shared/corpora/bbc] [--keep DIR]
 
 With --keep the store is left in DIR (for bench/startup.py); DIR must not hold a store yet.
 """

@@ -2,7 +2,7 @@
 errors for /v1/retrieve at 16 concurrent connections and /v1/ask at 4, with the peak resident
 memory of the service and its embedded LLM server, idle and under load.
 
-    python bench/load.py [--retrieve-seconds 20] [--ask-seconds 120]
+    python -m bench.load [--retrieve-seconds 20] [--ask-seconds 120]
 Needs wrk (Debian: apt-get install wrk).
 """
 

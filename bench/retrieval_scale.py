@@ -4,7 +4,7 @@ time), against a raw chromadb query with the same embedding in the client's proc
 each in turn, the server idle during the raw ones), and whether
 the seed questions still find their sentence in the top 5 at each size.
 
-    python bench/retrieval_scale.py [--sizes 1000 10000 100000] [--queries 100] [--rounds 5] [--keep DIR]
+    python -m bench.retrieval_scale [--sizes 1000 10000 100000] [--queries 100] [--rounds 5] [--keep DIR]
 
 Embedding 100k chunks takes most of an hour on two cores. With --keep, the store built for each
 size is kept in DIR/<size> and reused by later runs, which then only measure.

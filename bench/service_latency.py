@@ -1,7 +1,7 @@
 """Seed ingest time, /v1/retrieve latency and /v1/ask latency over ten seed questions, through
 the real app (TestClient) with the embedded model. Prints a Markdown table and each answer.
 
-    python bench/service_latency.py [--retrieve-runs 100] [--skip-ask]
+    python -m bench.service_latency [--retrieve-runs 100] [--skip-ask]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ For each answerable question of the set: retrieve the answer's passages, choose 
 the SentenceSelector under each weighting, and count the question as covered when, for every
 gold fact, some shown sentence overlaps one of that fact's gold spans.
 
-    RAG_DATA_DIR=/tmp/evalbbc python bench/shown_sentences.py [--set eval/bbc_dev.jsonl] [--corpus DIR] [--neighbours 1]
+    python -m bench.shown_sentences [--set eval/bbc_dev.jsonl] [--corpus DIR] [--neighbours 1]
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 from every chunk). Three launches each; the LLM is pointed at a closed port, since the embedded
 model loads in the background and neither endpoint waits for it.
 
-    python bench/startup.py --store DIR                      # a data dir, e.g. from ingest_throughput.py --keep
-    python bench/startup.py --store DIR --grow-to 100000     # first copy its chunks up to that many
+    python -m bench.startup --store DIR                      # a data dir, e.g. from ingest_throughput.py --keep
+    python -m bench.startup --store DIR --grow-to 100000     # first copy its chunks up to that many
 
 --grow-to copies the store's articles under new ids, with their stored vectors jittered, until it
 holds that many chunks: start-up reads every chunk and loads the vector index, whose cost depends
