@@ -78,8 +78,9 @@ class Settings(BaseSettings):
         8, ge=0, le=200,
         description="Sentences shown to the LLM, those that bear most on the question; 0: all of "
         "them. Fewer is faster on a CPU (each prompt token costs the embedded model ~10-16 ms) but "
-        "may leave out what the answer needs. 8 rather than 10: on BBC dev 0.75 correct against "
-        "0.72 and p50 5.7 s against 7.1 s (docs/answer-steps.md).",
+        "may leave out what the answer needs. 8 rather than 10: answers as good within noise "
+        "(BBC dev +2 questions, BBC test -2, seeds 0) and about 1.4 s sooner on BBC dev "
+        "(docs/answer-steps.md).",
     )
     sentence_term_weight: float = Field(
         1.0, ge=0,
