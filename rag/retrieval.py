@@ -241,6 +241,16 @@ class HybridRetriever:
         return passages + neighbours
 
 
+    def next_chunk(self, passage: Passage) -> Passage | None:
+        """The chunk after this passage in its article (None at the article's end, or for a
+        chunk another writer added since the keyword index was built)."""
+        here = self.keyword_index().get(passage.chunk_id)
+        if here is None:
+            return None
+        stored = self.keyword_index().at(passage.document_id, here.chunk.index + 1)
+        return _passage(stored, 0.0, context_of=passage.chunk_id) if stored else None
+
+
 def reciprocal_rank_fusion(rankings: list[Ranking], k: float = 60.0) -> Ranking:
     """Each chunk scored by the sum of 1 / (k + rank) over the rankings that hold it (Cormack et
     al. 2009; the formula and k of LlamaIndex's QueryFusionRetriever)."""

@@ -29,7 +29,7 @@ from rag.models import (
     Passage,
     SearchFilter,
 )
-from rag.questions import question_parts
+from rag.questions import question_parts, standing_parts
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
 
@@ -58,7 +58,7 @@ class RagService:
             max_tokens=settings.answer_max_tokens, question_figures=settings.answer_question_figures,
             answer_type=settings.answer_type_check, other_version_similarity=settings.other_version_similarity,
             min_sentence_share=settings.answer_min_sentence_share,
-            restated_words=settings.answer_restated_words,
+            restated_words=settings.answer_restated_words, next_chunk=self.retriever.next_chunk,
         )
 
     @classmethod
@@ -184,10 +184,20 @@ class RagService:
         question = self.check_query(question)
         parts = question_parts(question)
         searched = parts if self.settings.split_questions else None
-        passages = self.retrieve(question, top_k or self.settings.answer_top_k, search, searched)
+        top_k = top_k or self.settings.answer_top_k
+        passages = self.retrieve(question, top_k, search, searched)
         passages = self.retriever.with_neighbours(passages, self.settings.context_neighbours)
+        by_part = None
+        if parts and self.settings.part_passages and "answer_parts" in self.settings.answer_step_set:
+            # Each part searched on its own: a question joining two stories finds each one's
+            # passages, which the whole question's ranking may hold only for the first.
+            by_part = [
+                self.retriever.with_neighbours(self.retrieve(standing, top_k, search), self.settings.context_neighbours)
+                for standing in standing_parts(parts)
+            ]
+            passages = list({p.chunk_id: p for p in [*by_part[0], *by_part[1]]}.values())
         retrieve_ms = (time.perf_counter() - started) * 1000
-        events = self.answerer.stream(question, passages, retrieve_ms, options, parts)
+        events = self.answerer.stream(question, passages, retrieve_ms, options, parts, by_part)
         return without_unstated_links(events, passages)
 
     def chat(

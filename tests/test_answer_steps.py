@@ -24,7 +24,7 @@ def test_unknown_answer_steps_are_refused():
     with pytest.raises(ValidationError, match="unknown answer step 'rerank'"):
         Settings(answer_steps="reanchor,rerank")
     assert Settings(answer_steps="").answer_step_set == frozenset()
-    assert Settings().answer_step_set == {"reanchor", "answer_parts"}
+    assert Settings().answer_step_set == {"reanchor", "answer_parts", "read_on"}
 
 
 def test_filters_reach_ask_and_chat_over_http(api, fake_llm):

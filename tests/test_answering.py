@@ -83,6 +83,23 @@ def test_an_answer_that_only_repeats_the_question_abstains_or_quotes_its_sentenc
     assert answer.abstained and answer.abstain_reason == "the answer adds nothing to the question"
 
 
+def test_an_answer_that_repeats_the_question_reads_on_from_its_sentence(answering, fake_llm):
+    fake_llm.script(cite(SURRENDER_QUOTE, "Ukrainian soldiers surrendered"), cite(SURRENDER_QUOTE, "430"))
+    answering.answerer._steps = frozenset({"read_on"})
+    answer = answering.ask(SURRENDER_Q)
+    assert not answer.abstained and answer.steps == ["read_on"] and answer.answer == "430 [1]."
+    assert_citations_hold(answering, answer)
+    first, second = (sentences_in(request) for request in fake_llm.requests)
+    # Asked again with the sentence it cited first, then only what follows it in its article.
+    assert len(second) <= 3 < len(first) and SURRENDER_QUOTE in second["1"]
+    article = answering.get_document(answer.citations[0].document_id).text
+    after = article[answer.citations[0].end:]
+    assert all(" ".join(text.split()) in " ".join(after.split()) for n, text in second.items() if n != "1")
+    fake_llm.script(cite(SURRENDER_QUOTE, "Ukrainian soldiers surrendered"))
+    answering.answerer._steps = frozenset()
+    assert answering.ask(SURRENDER_Q).abstained and len(fake_llm.requests) == 3  # switched off: not asked again
+
+
 def test_a_neighbouring_sentence_number_is_reanchored(answering, fake_llm):
     fake_llm.script(cite(SURRENDER_QUOTE, "430", shift=1), cite(SURRENDER_QUOTE, "430", shift=1))
     answer = answering.ask(SURRENDER_Q)
@@ -132,6 +149,23 @@ def test_each_part_of_a_two_part_question_is_asked_and_answered(answering, fake_
     questions = [r["messages"][1]["content"].rsplit("Question: ", 1)[1] for r in fake_llm.requests]
     assert questions == ["How many Ukrainian soldiers surrendered\nReply:", "how many Russian assaults did they fight off\nReply:"]
     assert_citations_hold(answering, answer)
+
+
+def test_each_part_may_be_answered_from_passages_searched_for_it(answering, fake_llm, monkeypatch):
+    searched: list[str] = []
+    retrieve = answering.retriever.retrieve
+    monkeypatch.setattr(answering.retriever, "retrieve", lambda query, *a, **k: searched.append(query) or retrieve(query, *a, **k))
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), cite("fought off eight Russian assaults", "eight"))
+    answer = answering.ask(TWO_PART_Q)
+    assert searched == [TWO_PART_Q, "How many Ukrainian soldiers surrendered", "how many Russian assaults did they fight off"]
+    assert answer.answer == "430 [1]. eight [2]." and answer.steps[0] == "answer_parts"
+    assert_citations_hold(answering, answer)
+    assert {c.chunk_id for c in answer.citations} <= {p.chunk_id for p in answer.passages}
+    assert len({p.chunk_id for p in answer.passages}) == len(answer.passages)  # each chunk once
+    searched.clear()
+    monkeypatch.setattr(answering.settings, "part_passages", False)
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), cite("fought off eight Russian assaults", "eight"))
+    assert answering.ask(TWO_PART_Q).answer == "430 [1]. eight [2]." and searched == [TWO_PART_Q]
 
 
 def test_the_second_part_is_asked_with_the_questions_lead_in(answering, fake_llm):

@@ -4,7 +4,7 @@ accept/reject decision on it with its evidence."""
 import json
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import NumberedSentences, number_sentences
+from rag.answer.prompt import NumberedSentences, number_sentences, reading_on
 from rag.answer.repairs import other_version
 from rag.answer.verify import expected_type_missing, verify
 from rag.models import Passage
@@ -183,3 +183,30 @@ def test_a_paragraph_that_addresses_the_model_is_not_shown():
     numbered = number_sentences([passage(text)])
     shown = [s.text_in([passage(text)]) for s in numbered.shown.values()]
     assert shown == ["Officials met on Friday.", "The talks resume in March."]
+
+
+def test_reading_on_shows_the_cited_sentence_and_those_after_it_across_chunks():
+    first = passage("The first children's commissioner has been appointed. Critics welcomed it.", "c", start=0,
+                    title="Children's tsar appointed")
+    second = Passage(document_id="c", title=first.title, chunk_id="c#0001", start=first.end + 1, score=0.0,
+                     text="Professor Al Green was chosen. He starts today. He will report yearly.",
+                     end=first.end + 1 + 69)
+    asked_after: list[str] = []
+
+    def next_chunk(p: Passage) -> Passage | None:
+        asked_after.append(p.chunk_id)
+        return second if p.chunk_id == first.chunk_id else None
+
+    numbered = number_sentences([first, PASSAGES[1]])
+    read_passages, read = reading_on(numbered, [first, PASSAGES[1]], 2, 2, next_chunk)  # [1] is in "b"
+    assert read.text == (
+        "Article: Children's tsar appointed\n[1] The first children's commissioner has been appointed.\n"
+        "[2] Critics welcomed it.\n[3] Professor Al Green was chosen."
+    )
+    assert read_passages[:2] == [first, PASSAGES[1]] and read_passages[2] == second
+    assert read.shown[3].text_in(read_passages) == "Professor Al Green was chosen."
+    assert asked_after == [first.chunk_id]  # read on only as far as needed
+    # Nothing after the last sentence of an article: nothing to read on to.
+    last = number_sentences([second])
+    assert reading_on(last, [second], 3, 2, next_chunk) is None
+    assert reading_on(numbered, [first, PASSAGES[1]], 99, 2, next_chunk) is None  # not shown

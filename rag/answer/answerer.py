@@ -5,12 +5,12 @@ the reply that holds."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, ShownSentence, build_messages
-from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, REPAIRS, other_version
+from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, ShownSentence, build_messages, reading_on
+from rag.answer.repairs import ANSWER_PARTS, OTHER_VERSION, READ_ON, REPAIRS, other_version
 from rag.answer.verify import verify
 from rag.config import ANSWER_STEPS
 from rag.llm import LLM, GenerationOptions
@@ -28,7 +28,8 @@ class Answerer:
         self, llm: LLM, selector: SentenceSelector, steps: frozenset[str] = frozenset(ANSWER_STEPS),
         min_question_share: float = 0.5, max_tokens: int = 96, question_figures: bool = True,
         answer_type: bool = True, other_version_similarity: float = 0.7, min_sentence_share: float = 0.3,
-        restated_words: bool = True,
+        restated_words: bool = True, next_chunk: Callable[[Passage], Passage | None] | None = None,
+        read_on_sentences: int = 2,
     ) -> None:
         self.llm = llm
         self._selector = selector
@@ -40,6 +41,8 @@ class Answerer:
         self._other_version_similarity = other_version_similarity
         self._min_sentence_share = min_sentence_share
         self._restated_words = restated_words
+        self._next_chunk = next_chunk
+        self._read_on_sentences = read_on_sentences
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
@@ -55,10 +58,12 @@ class Answerer:
     def stream(
         self, question: str, passages: list[Passage], retrieve_ms: float,
         options: GenerationOptions | None = None, parts: list[str] | None = None,
+        part_passages: list[list[Passage]] | None = None,
     ) -> Iterator[AnswerEvent]:
         """Each verified statement as soon as the model has written it (one, or one per part of a
         question that asks two things: ``parts``, found here when not given), then the Answer. A
-        reply that fails verification is never shown."""
+        reply that fails verification is never shown. ``part_passages``: the passages retrieved
+        for each part, when parts are searched apart (``passages`` then holds them all)."""
         started = time.perf_counter()
         parts = question_parts(question) if parts is None else parts
         asked = parts if parts and ANSWER_PARTS in self._steps else [question]
@@ -68,17 +73,32 @@ class Answerer:
         reasons: list[str] = [] if passages else ["no passage was retrieved"]
         # The model is asked each part with its context; the answer is verified against the
         # part's own words, which its evidence must carry.
-        for part, standing in zip(asked, standing_parts(asked), strict=True) if passages else []:
+        for n, (part, standing) in enumerate(zip(asked, standing_parts(asked), strict=True) if passages else []):
+            read = part_passages[n] if part_passages and len(asked) > 1 else passages
             # The sentence selection embeds; on the embedded model's two cores that would slow
             # another request's generation, so it runs in this request's turn at the LLM.
             with self.llm.turn():
-                numbered = self.numbered(standing, passages)
+                numbered = self.numbered(standing, read)
                 reply = self._reply(standing, numbered, options)
-            claim = self._claim(reply, numbered, passages, part, question, one_part=len(asked) > 1 or not parts)
-            if isinstance(claim, str):
+            one_part = len(asked) > 1 or not parts
+            claim = self._claim(reply, numbered, read, part, question, one_part)
+            if isinstance(claim, _Rejected) and claim.adds_nothing and READ_ON in self._steps:
+                # The cited sentence restates what the question asks about; the particulars
+                # often follow it. Asked again with it and the sentences after it alone.
+                with self.llm.turn():
+                    first_cited = next((n for n in reply.sentences if n in numbered.shown), 0)
+                    further = reading_on(numbered, read, first_cited, self._read_on_sentences, self._next_chunk)
+                    second = self._reply(standing, further[1], options) if further else None
+                again = self._claim(second, further[1], further[0], part, question, one_part) if second else claim
+                if isinstance(again, _Claim):
+                    read, claim = further[0], replace(again, steps=[READ_ON, *again.steps])
+            if isinstance(claim, _Rejected):
+                claim = claim.reason
                 reasons.append(claim)
                 continue
-            statement = _render(claim, citations, passages)
+            statement = _render(claim, citations, read)
+            # The chunks an answer was read from are among its passages.
+            passages = passages + [p for p in read if p.chunk_id not in {q.chunk_id for q in passages}]
             steps += [step for step in claim.steps if step not in steps]
             statements.append(statement)
             yield statement if len(statements) == 1 else " " + statement
@@ -109,10 +129,10 @@ class Answerer:
     def _claim(
         self, reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
         whole_question: str, one_part: bool,
-    ) -> _Claim | str:
+    ) -> _Claim | _Rejected:
         """The reply that holds (the model's, or a repair's) with its evidence, or why none does."""
         if reply.declined:
-            return "the model found no answer in the sentences it was shown"
+            return _Rejected("the model found no answer in the sentences it was shown")
 
         def check(candidate: ModelReply):
             return verify(
@@ -122,6 +142,7 @@ class Answerer:
             )
 
         verdict = check(reply)
+        first_adds_nothing = verdict.adds_nothing
         steps: list[str] = []
         for name, repair in REPAIRS.items():
             if verdict.accepted:
@@ -131,12 +152,18 @@ class Answerer:
                 if second_verdict.accepted:
                     reply, verdict, steps = second, second_verdict, [name]
         if not verdict.accepted:
-            return verdict.reason
+            return _Rejected(verdict.reason, first_adds_nothing)
         other = None
         if OTHER_VERSION in self._steps:
             other = other_version(verdict.evidence, numbered, passages, self._other_version_similarity)
             steps += [OTHER_VERSION] if other else []
         return _Claim(reply.answer, verdict.evidence, other, steps)
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    reason: str
+    adds_nothing: bool = False  # the model's own reply only repeated the question
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from rag.config import ANSWER_STEPS
 from rag.models import Passage
 from rag.text import content_terms
 
-REANCHOR, QUOTE_EVIDENCE, OTHER_VERSION, ANSWER_PARTS = ANSWER_STEPS
+REANCHOR, QUOTE_EVIDENCE, OTHER_VERSION, ANSWER_PARTS, READ_ON = ANSWER_STEPS
 
 Repair = Callable[[ModelReply, Verdict, NumberedSentences, list[Passage], str], ModelReply | None]
 
