@@ -240,14 +240,12 @@ class HybridRetriever:
                     neighbours.append(_passage(stored, 0.0, context_of=passage.chunk_id))
         return passages + neighbours
 
-
     def next_chunk(self, passage: Passage) -> Passage | None:
         """The chunk after this passage in its article (None at the article's end, or for a
         chunk another writer added since the keyword index was built)."""
-        here = self.keyword_index().get(passage.chunk_id)
-        if here is None:
-            return None
-        stored = self.keyword_index().at(passage.document_id, here.chunk.index + 1)
+        keywords = self.keyword_index()
+        here = keywords.get(passage.chunk_id)
+        stored = keywords.at(passage.document_id, here.chunk.index + 1) if here else None
         return _passage(stored, 0.0, context_of=passage.chunk_id) if stored else None
 
 

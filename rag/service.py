@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rag.answer import Answerer, AnswerEvent, SentenceSelector
+from rag.answer.repairs import ANSWER_PARTS
 from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
 from rag.documents import Chunker
@@ -188,7 +189,7 @@ class RagService:
         passages = self.retrieve(question, top_k, search, searched)
         passages = self.retriever.with_neighbours(passages, self.settings.context_neighbours)
         by_part = None
-        if parts and self.settings.part_passages and "answer_parts" in self.settings.answer_step_set:
+        if parts and self.settings.part_passages and ANSWER_PARTS in self.settings.answer_step_set:
             # Each part searched on its own: a question joining two stories finds each one's
             # passages, which the whole question's ranking may hold only for the first.
             by_part = [

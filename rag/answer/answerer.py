@@ -98,7 +98,8 @@ class Answerer:
                 continue
             statement = _render(claim, citations, read)
             # The chunks an answer was read from are among its passages.
-            passages = passages + [p for p in read if p.chunk_id not in {q.chunk_id for q in passages}]
+            known = {p.chunk_id for p in passages}
+            passages = passages + [p for p in read if p.chunk_id not in known]
             steps += [step for step in claim.steps if step not in steps]
             statements.append(statement)
             yield statement if len(statements) == 1 else " " + statement
