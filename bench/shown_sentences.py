@@ -20,7 +20,6 @@ from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.gold import DocumentTexts, GoldEvidenceSpans, Span
 from rag.evaluation.session import open_store
-from rag.questions import question_parts
 
 WEIGHTINGS = {  # (term weight, rank weight)
     "closeness only": (0.0, 0.0),
@@ -45,22 +44,20 @@ def main() -> None:
         service, _ = open_store(Settings(), args.corpus, Path(scratch), needs_llm=False)
         texts = DocumentTexts(lambda document_id: service.get_document(document_id).text)
         print(f"{len(questions)} answerable questions of {args.set.name}: share whose shown sentences hold every gold fact\n")
-        print("| passages | two-part questions searched by part | sentences shown | " + " | ".join(WEIGHTINGS) + " |")
-        print("|---|---|---|" + "---|" * len(WEIGHTINGS))
+        print("| passages | sentences shown | " + " | ".join(WEIGHTINGS) + " |")
+        print("|---|---|" + "---|" * len(WEIGHTINGS))
         for k in args.passages:
-            for by_parts in (False, True):
-                retrieved = [
-                    (q, service.retriever.with_neighbours(
-                        service.retrieve(q.question, k, parts=question_parts(q.question) if by_parts else None), args.neighbours))
-                    for q in questions
-                ]
-                for shown in args.shown:
-                    shares = []
-                    for term_weight, rank_weight in WEIGHTINGS.values():
-                        selector = SentenceSelector(service.embedder, shown, term_weight, rank_weight)
-                        covered = sum(_covered(q, passages, selector, texts) for q, passages in retrieved)
-                        shares.append(f"{covered / len(questions):.2f}")
-                    print(f"| {k} | {'yes' if by_parts else 'no'} | {shown} | " + " | ".join(shares) + " |", flush=True)
+            retrieved = [
+                (q, service.retriever.with_neighbours(service.retrieve(q.question, k), args.neighbours))
+                for q in questions
+            ]
+            for shown in args.shown:
+                shares = []
+                for term_weight, rank_weight in WEIGHTINGS.values():
+                    selector = SentenceSelector(service.embedder, shown, term_weight, rank_weight)
+                    covered = sum(_covered(q, passages, selector, texts) for q, passages in retrieved)
+                    shares.append(f"{covered / len(questions):.2f}")
+                print(f"| {k} | {shown} | " + " | ".join(shares) + " |", flush=True)
         service.close()
 
 

@@ -68,12 +68,6 @@ class Settings(BaseSettings):
         "(bench/shown_sentences.py --neighbours), yet `rag eval` on BBC dev answers no better "
         "(0.72 correct without, 0.70 with: docs/answer-steps.md), so it is off.",
     )
-    split_questions: bool = Field(
-        False,
-        description="A question that asks two things (\"…, and when did…\") is also searched "
-        "part by part, each part's passages fused with the whole question's (off: no gain on the "
-        "BBC dev questions, 0.67 correct either way, and lower retrieval hit@5).",
-    )
     part_passages: bool = Field(
         True,
         description="With answer_parts, each part of a question that asks two things is answered "

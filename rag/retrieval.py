@@ -195,19 +195,16 @@ class HybridRetriever:
                 log.warning("keyword index not saved to %s: %s", self._index_dir, exc)
         return built
 
-    def retrieve(self, query: str, top_k: int, search: SearchFilter | None = None, parts: list[str] | None = None) -> list[Passage]:
-        """The best passages for the query; with ``parts`` (the pieces of a question that asks
-        two things), each part's rankings join the whole query's in the fusion, so passages for
-        the second thing are not crowded out by the first."""
-        queries = [query, *(parts or [])]
+    def retrieve(self, query: str, top_k: int, search: SearchFilter | None = None) -> list[Passage]:
+        """The best passages for the query: the dense and the keyword rankings, fused."""
         # The embedder directly, not LlamaIndex's get_query_embedding: its instrumentation events
         # cost ~0.6 ms a query, a tenth of the embedding itself.
-        embeddings = self._embedder.embed(queries)
+        embedding = self._embedder.embed([query])[0]
         keywords = self.keyword_index()
-        rankings = []
-        for text, embedding in zip(queries, embeddings, strict=True):
-            rankings.append(self._store.nearest_chunks(embedding.tolist(), self._candidate_k, search))
-            rankings.append(keywords.search(text, self._candidate_k, search))
+        rankings = [
+            self._store.nearest_chunks(embedding.tolist(), self._candidate_k, search),
+            keywords.search(query, self._candidate_k, search),
+        ]
         best = reciprocal_rank_fusion(rankings)[:top_k]
         # Chunk ids name their text, so the index's copy is current; only chunks another writer
         # added since the index was built are read from the store.

@@ -155,17 +155,13 @@ class RagService:
         originals = list(dict.fromkeys(infos[d].alias_of or d for d in search.document_ids))
         return search.model_copy(update={"document_ids": originals})
 
-    def retrieve(
-        self, query: str, top_k: int | None = None, search: SearchFilter | None = None,
-        parts: list[str] | None = None,
-    ) -> list[Passage]:
-        """The best passages for the query; ``parts``: the two questions of a question that asks
-        two things (rag.questions.question_parts), each also searched, their rankings fused."""
+    def retrieve(self, query: str, top_k: int | None = None, search: SearchFilter | None = None) -> list[Passage]:
+        """The best passages for the query."""
         query = self.check_query(query)
         top_k = top_k or self.settings.top_k
         if not 1 <= top_k <= 50:
             raise InvalidInputError("top_k must be between 1 and 50")
-        return self.retriever.retrieve(query, top_k, self.check_filter(search), parts or [])
+        return self.retriever.retrieve(query, top_k, self.check_filter(search))
 
     # --- answering -----------------------------------------------------------------------
     def ask(
@@ -184,19 +180,19 @@ class RagService:
         started = time.perf_counter()
         question = self.check_query(question)
         parts = question_parts(question)
-        searched = parts if self.settings.split_questions else None
         top_k = top_k or self.settings.answer_top_k
-        passages = self.retrieve(question, top_k, search, searched)
-        passages = self.retriever.with_neighbours(passages, self.settings.context_neighbours)
+        neighbours = self.settings.context_neighbours
         by_part = None
         if parts and self.settings.part_passages and ANSWER_PARTS in self.settings.answer_step_set:
             # Each part searched on its own: a question joining two stories finds each one's
             # passages, which the whole question's ranking may hold only for the first.
             by_part = [
-                self.retriever.with_neighbours(self.retrieve(standing, top_k, search), self.settings.context_neighbours)
+                self.retriever.with_neighbours(self.retrieve(standing, top_k, search), neighbours)
                 for standing in standing_parts(parts)
             ]
             passages = list({p.chunk_id: p for p in [*by_part[0], *by_part[1]]}.values())
+        else:
+            passages = self.retriever.with_neighbours(self.retrieve(question, top_k, search), neighbours)
         retrieve_ms = (time.perf_counter() - started) * 1000
         events = self.answerer.stream(question, passages, retrieve_ms, options, parts, by_part)
         return without_unstated_links(events, passages)
