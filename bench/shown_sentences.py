@@ -21,10 +21,11 @@ from rag.evaluation.dataset import load_questions
 from rag.evaluation.gold import DocumentTexts, GoldEvidenceSpans, Span
 from rag.evaluation.session import open_store
 
-WEIGHTINGS = {  # (term weight, rank weight)
-    "closeness only": (0.0, 0.0),
-    "closeness + question words": (1.0, 0.0),
-    "closeness + question words + rank": (1.0, 0.2),
+WEIGHTINGS = {  # (term weight, rank weight, kind weight)
+    "closeness only": (0.0, 0.0, 0.0),
+    "closeness + question words": (1.0, 0.0, 0.0),
+    "closeness + question words + rank": (1.0, 0.2, 0.0),
+    "+ the kind asked for": (1.0, 0.2, 0.1),
 }
 
 
@@ -53,8 +54,8 @@ def main() -> None:
             ]
             for shown in args.shown:
                 shares = []
-                for term_weight, rank_weight in WEIGHTINGS.values():
-                    selector = SentenceSelector(service.embedder, shown, term_weight, rank_weight)
+                for term_weight, rank_weight, kind_weight in WEIGHTINGS.values():
+                    selector = SentenceSelector(service.embedder, shown, term_weight, rank_weight, kind_weight)
                     covered = sum(_covered(q, passages, selector, texts) for q, passages in retrieved)
                     shares.append(f"{covered / len(questions):.2f}")
                 print(f"| {k} | {shown} | " + " | ".join(shares) + " |", flush=True)

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         0.2, ge=0,
         description="Weight of the passage's retrieval rank (1/(1+rank)) when choosing sentences.",
     )
+    sentence_kind_weight: float = Field(
+        0.1, ge=0,
+        description="Weight given to a sentence that holds the kind of thing the question asks for "
+        "(a figure for \"how tall\", a name the question does not give for \"which judge\") when "
+        "choosing sentences (0: none).",
+    )
     answer_min_question_share: float = Field(
         0.5, ge=0, le=1,
         description="An answer stands only if the cited articles' retrieved text and titles hold "

@@ -61,3 +61,28 @@ def asks_for(question: str) -> set[str]:
     "time" (when, in which year), "place" (where, in which city); empty for anything else."""
     patterns = {"amount": _ASKS_AMOUNT, "time": _ASKS_TIME, "place": _ASKS_PLACE}
     return {kind for kind, pattern in patterns.items() if pattern.search(question)}
+
+
+# What kind of thing a question's phrase asks for, as the sentence selector weighs it: broader
+# than asks_for, which verification holds an answer to.
+_ASKS_FIGURE = re.compile(
+    r"\bhow\s+(?:many|much|long|tall|old|far|big|high|heavy|large|fast|often)\b"
+    r"|\bwhat\s+(?:percentage|proportion|number|amount|sum|price|age|score|fee|fine)\b|\bcost\b", re.I,
+)
+_ASKS_WHEN = re.compile(
+    r"\bwhen\s+(?:did|does|do|is|are|was|were|will|would|has|have|had)\b|\b(?:what|which)\s+(?:year|month|day|date)\b", re.I,
+)
+_ASKS_NAME = re.compile(r"\b(?:who|whom|whose|where)\b|\b(?:which|what)\s+(?!year|month|day|date)\w+", re.I)
+_PHRASE_START = re.compile(rf"(?:^|[.,;:?-]\s+|\s)(?={_QUESTION_WORD})", re.IGNORECASE)
+
+
+def asked_kind(question: str) -> str | None:
+    """"figure" (how many, how tall, what … cost), "time" (when did, which year) or "name" (who,
+    where, which firm) by the question's last question phrase (after any lead-in); None for
+    anything else (why, how did)."""
+    starts = list(_PHRASE_START.finditer(question))
+    phrase = question[starts[-1].end():] if starts else question
+    for kind, pattern in (("figure", _ASKS_FIGURE), ("time", _ASKS_WHEN), ("name", _ASKS_NAME)):
+        if pattern.search(phrase):
+            return kind
+    return None

@@ -53,6 +53,7 @@ class RagService:
         )
         selector = SentenceSelector(
             embedder, settings.context_sentences, settings.sentence_term_weight, settings.sentence_rank_weight,
+            settings.sentence_kind_weight,
         )
         self.answerer = Answerer(
             llm, selector, settings.answer_step_set, min_question_share=settings.answer_min_question_share,

@@ -134,3 +134,31 @@ def content_terms(text: str) -> set[str]:
 
 def is_number(term: str) -> bool:
     return any(ch.isdigit() for ch in term)
+
+
+# Words that give a count or a time without a digit ("eight weeks", "on Monday").
+COUNT_WORDS = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
+)
+TIME_WORDS = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|tomorrow|tonight|"
+    r"morning|afternoon|evening|night|week|weekend|month|year|decade|century|season|spring|summer|"
+    r"autumn|winter|christmas|easter|ago|later|earlier|soon|next|last|since|until|before|after)\b", re.I,
+)
+# A capitalised word inside a sentence (not its first): a name, a place, an organisation.
+_NAME_WORD = re.compile(r"(?<=[\s(\"'\u2018\u201c-])[A-Z][\w'-]+")
+
+
+def gives(kind: str | None, text: str, question: str) -> bool:
+    """Whether the text holds the kind of thing a question asks for (rag.questions.asked_kind):
+    a figure or a count word; a figure or a word of time; a name the question does not give."""
+    if kind == "figure":
+        return any(ch.isdigit() for ch in text) or bool(COUNT_WORDS.search(text))
+    if kind == "time":
+        return any(ch.isdigit() for ch in text) or bool(TIME_WORDS.search(text))
+    if kind == "name":
+        asked = content_terms(question)
+        return any((named := content_terms(word)) and not named & asked for word in _NAME_WORD.findall(text))
+    return False

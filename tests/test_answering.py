@@ -340,7 +340,7 @@ def test_sentence_selection_waits_for_the_llm_turn(tmp_path, embedder, fake_llm)
     service = build_answering(tmp_path / "data", embedder, fake_llm, llm_concurrency=1)
     generating, release = threading.Event(), threading.Event()
     selected_while_generating = []
-    select = service.answerer._selector.select
+    select = service.answerer.selector.select
 
     def recording_select(question, passages):
         selected_while_generating.append(generating.is_set() and not release.is_set())
@@ -351,7 +351,7 @@ def test_sentence_selection_waits_for_the_llm_turn(tmp_path, embedder, fake_llm)
         release.wait(10)
         return NOT_FOUND_REPLY
 
-    service.answerer._selector.select = recording_select
+    service.answerer.selector.select = recording_select
     fake_llm.script(slow_reply, NOT_FOUND_REPLY)
     try:
         first = threading.Thread(target=service.ask, args=(SURRENDER_Q,))

@@ -4,11 +4,11 @@ accept/reject decision on it with its evidence."""
 import json
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import NumberedSentences, number_sentences, reading_on
+from rag.answer.prompt import NumberedSentences, SentenceSelector, number_sentences, reading_on
 from rag.answer.repairs import other_version
 from rag.answer.verify import expected_type_missing, verify
 from rag.models import Passage
-from rag.text import content_terms
+from rag.text import content_terms, gives
 
 SURRENDER = "Gerasimov said 430 Ukrainian soldiers had surrendered. The talks resume in March."
 ASSAULTS = "As of Wednesday, Ukrainian troops had fought off eight Russian assaults near Kursk."
@@ -210,3 +210,28 @@ def test_reading_on_shows_the_cited_sentence_and_those_after_it_across_chunks():
     last = number_sentences([second])
     assert reading_on(last, [second], 3, 2, next_chunk) is None
     assert reading_on(numbered, [first, PASSAGES[1]], 99, 2, next_chunk) is None  # not shown
+
+
+def test_a_sentence_that_gives_what_the_question_asks_for_may_be_chosen_over_one_that_repeats_it(embedder):
+    robot = passage(
+        "Honda's Asimo robot is the best known humanoid robot in Japan. Asimo has grown 10cm to 130cm.",
+        title="Humanoid robot learns how to run",
+    )
+    question = "How tall is Honda's humanoid robot Asimo?"
+
+    def chosen(kind_weight: float) -> list[str]:
+        numbered = SentenceSelector(embedder, 1, kind_weight=kind_weight).select(question, [robot])
+        return [s.text_in([robot]) for s in numbered.shown.values()]
+
+    assert chosen(0.0) == ["Honda's Asimo robot is the best known humanoid robot in Japan."]
+    assert chosen(1.0) == ["Asimo has grown 10cm to 130cm."]
+
+
+def test_what_a_sentence_gives_is_a_figure_a_time_or_a_name_the_question_does_not_give():
+    assert gives("figure", "It cost £2bn.", "What did it cost?") and gives("figure", "eight weeks", "How long?")
+    assert not gives("figure", "It cost a great deal.", "What did it cost?")
+    assert gives("time", "The talks resume in March.", "When do the talks resume?")
+    assert gives("name", "A judgement from Mr Justice Sullivan is expected.", "Which judge will rule?")
+    # a name the question already gives is not an answer to it
+    assert not gives("name", "Honda said the robot can run.", "Which robot did Honda show?")
+    assert not gives(None, "Anything at all, 2005.", "Why did he go?")

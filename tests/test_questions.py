@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.questions import asks_for, question_parts, standing_parts
+from rag.questions import asked_kind, asks_for, question_parts, standing_parts
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,21 @@ def test_what_a_question_asks_for_is_read_from_its_question_phrase():
     assert asks_for("Who spoke first?") == set()
     # a clause of time before the question phrase is not the question
     assert asks_for("When the Bank of England held rates, which economist spoke?") == set()
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How tall is Honda's upgraded robot?", "figure"),
+        ("What was the new runway said to cost?", "figure"),
+        ("When did the talks resume?", "time"),
+        ("Which year was the label founded?", "time"),
+        ("Who spoke first?", "name"),
+        # the question phrase after a lead-in decides, not the lead-in's words
+        ("Campaigners went to the High Court. Which judge was expected to rule?", "name"),
+        ("The viewer who sued the network - which city does he live in?", "name"),
+        ("Why did the minister resign?", None),
+    ],
+)
+def test_the_kind_of_thing_a_question_asks_for_is_read_from_its_last_question_phrase(question, kind):
+    assert asked_kind(question) == kind

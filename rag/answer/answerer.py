@@ -32,7 +32,7 @@ class Answerer:
         read_on_sentences: int = 2,
     ) -> None:
         self.llm = llm
-        self._selector = selector
+        self.selector = selector  # replaceable: bench/gold_shown.py shows the gold sentences
         self._steps = steps
         self._min_question_share = min_question_share
         self._max_tokens = max_tokens
@@ -46,7 +46,7 @@ class Answerer:
 
     def numbered(self, question: str, passages: list[Passage]) -> NumberedSentences:
         """The passages' sentences the model is shown for this question."""
-        return self._selector.select(question, passages)
+        return self.selector.select(question, passages)
 
     def answer(
         self, question: str, passages: list[Passage], retrieve_ms: float,

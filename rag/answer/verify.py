@@ -29,7 +29,7 @@ from rag.answer.parse import ModelReply
 from rag.answer.prompt import NumberedSentences, ShownSentence
 from rag.models import Passage
 from rag.questions import asks_for
-from rag.text import content_terms, is_number
+from rag.text import COUNT_WORDS, TIME_WORDS, content_terms, is_number
 
 
 @dataclass(frozen=True)
@@ -85,30 +85,17 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
     return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
-# What an answer must hold to give what its question asks for (rag.questions.asks_for).
-_COUNT_WORDS = re.compile(
-    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|thousand|million|billion|trillion|dozen|half|double|twice|triple|fourfold|none|no)\b", re.I,
-)
-_TIME_WORDS = re.compile(
-    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|"
-    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|tomorrow|tonight|"
-    r"morning|afternoon|evening|night|week|weekend|month|year|decade|century|season|spring|summer|"
-    r"autumn|winter|christmas|easter|ago|later|earlier|soon|next|last|since|until|before|after)\b", re.I,
-)
-
-
 def expected_type_missing(question: str, answer: str) -> str | None:
     """What the answer lacks that the question asks for: a figure for "how many" or "how much",
     a figure or a word of time for "when", something besides a time for "where" (None when it
     has it, or the question asks none of these)."""
     has_figure = any(ch.isdigit() for ch in answer)
     asked = asks_for(question)
-    if "place" in asked and not content_terms(re.sub(r"\d", " ", _TIME_WORDS.sub(" ", answer))):
+    if "place" in asked and not content_terms(re.sub(r"\d", " ", TIME_WORDS.sub(" ", answer))):
         return "a place"
-    if "amount" in asked and not (has_figure or _COUNT_WORDS.search(answer)):
+    if "amount" in asked and not (has_figure or COUNT_WORDS.search(answer)):
         return "a figure"
-    if "time" in asked and not (has_figure or _TIME_WORDS.search(answer)):
+    if "time" in asked and not (has_figure or TIME_WORDS.search(answer)):
         return "a time"
     return None
 
