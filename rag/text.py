@@ -151,14 +151,14 @@ TIME_WORDS = re.compile(
 _NAME_WORD = re.compile(r"(?<=[\s(\"'\u2018\u201c-])[A-Z][\w'-]+")
 
 
-def gives(kind: str | None, text: str, question: str) -> bool:
+def gives(kind: str | None, text: str, asked: set[str]) -> bool:
     """Whether the text holds the kind of thing a question asks for (rag.questions.asked_kind):
-    a figure or a count word; a figure or a word of time; a name the question does not give."""
+    a figure or a count word; a figure or a word of time; a name not among ``asked``, the
+    question's content terms."""
     if kind == "figure":
         return any(ch.isdigit() for ch in text) or bool(COUNT_WORDS.search(text))
     if kind == "time":
         return any(ch.isdigit() for ch in text) or bool(TIME_WORDS.search(text))
     if kind == "name":
-        asked = content_terms(question)
         return any((named := content_terms(word)) and not named & asked for word in _NAME_WORD.findall(text))
     return False

@@ -228,10 +228,11 @@ def test_a_sentence_that_gives_what_the_question_asks_for_may_be_chosen_over_one
 
 
 def test_what_a_sentence_gives_is_a_figure_a_time_or_a_name_the_question_does_not_give():
-    assert gives("figure", "It cost £2bn.", "What did it cost?") and gives("figure", "eight weeks", "How long?")
-    assert not gives("figure", "It cost a great deal.", "What did it cost?")
-    assert gives("time", "The talks resume in March.", "When do the talks resume?")
-    assert gives("name", "A judgement from Mr Justice Sullivan is expected.", "Which judge will rule?")
+    assert gives("figure", "It cost £2bn.", content_terms("What did it cost?"))
+    assert gives("figure", "eight weeks", content_terms("How long?"))
+    assert not gives("figure", "It cost a great deal.", content_terms("What did it cost?"))
+    assert gives("time", "The talks resume in March.", content_terms("When do the talks resume?"))
+    assert gives("name", "A judgement from Mr Justice Sullivan is expected.", content_terms("Which judge will rule?"))
     # a name the question already gives is not an answer to it
-    assert not gives("name", "Honda said the robot can run.", "Which robot did Honda show?")
-    assert not gives(None, "Anything at all, 2005.", "Why did he go?")
+    assert not gives("name", "Honda said the robot can run.", content_terms("Which robot did Honda show?"))
+    assert not gives(None, "Anything at all, 2005.", content_terms("Why did he go?"))

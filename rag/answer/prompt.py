@@ -146,7 +146,7 @@ class SentenceSelector:
         # The sentence that answers "how tall" holds a figure, "which judge" a name the question
         # does not give, though it may share few of the question's words.
         kind = asked_kind(question)
-        gives_kind = np.array([float(gives(kind, t, question)) for t in texts])
+        gives_kind = np.array([float(gives(kind, t, asked)) for t in texts])
         score = (
             vectors[1:] @ vectors[0] + self._term_weight * shared + self._rank_weight * rank
             + self._kind_weight * gives_kind
