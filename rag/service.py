@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rag.answer import Answerer, AnswerEvent, SentenceSelector
+from rag.answer.prompt import warmup_messages
 from rag.answer.repairs import ANSWER_PARTS
 from rag.chat import ChatMessage, check_messages, standalone_question
 from rag.config import Settings
@@ -68,6 +69,11 @@ class RagService:
         embedder = MiniLMEmbedding(embed_batch_size=settings.embed_batch_size)
         store = ChromaStore(connect(settings), settings.collection)
         return cls(settings, store, embedder, LLM(settings))
+
+    def start_llm(self) -> None:
+        """Start the embedded model in the background; it reports ready once it has read the
+        fixed prompt every answer begins with (no-op for a remote endpoint)."""
+        self.llm.start(warmup_messages())
 
     def close(self) -> None:
         """Stop what the service started (the embedded LLM server)."""
@@ -215,12 +221,13 @@ class RagService:
             return Health(
                 status="degraded", store="unreachable", documents=None, chunks=None,
                 embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
+                llm_runtime=self.llm.runtime(),
                 detail=exc.message, **self._boundary(),
             )
         return Health(
             status="ok", store="ok", documents=documents, chunks=chunks, aliases=aliases,
             embedding_model=MODEL_NAME, llm=self.llm.model, llm_status=self.llm.status(),
-            **self._boundary(),
+            llm_runtime=self.llm.runtime(), **self._boundary(),
         )
 
     def _boundary(self) -> dict:

@@ -189,3 +189,9 @@ def build_messages(question: str, numbered: NumberedSentences) -> list[dict]:
     user = f"{numbered.text}\n\nQuestion: {' '.join(question.split())}\nReply:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
+
+
+def warmup_messages() -> list[dict]:
+    """What every answer's prompt begins with, for the model to read once before the first
+    question (its prefix cache then holds it)."""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "Reply:"}]
