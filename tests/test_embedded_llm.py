@@ -87,6 +87,32 @@ def test_instructions_inside_an_article_are_not_followed(live):
         assert_verifiable(live, answer)
 
 
+def test_ready_means_the_fixed_prompt_is_already_read(tmp_path, model_cache):
+    """Once /healthz would say ok, an answer's prompt finds the system prompt in the model's
+    prefix cache: the first question costs what later ones cost."""
+    from rag.answer.prompt import SYSTEM_PROMPT, build_messages, warmup_messages
+
+    llm = LLM(Settings(data_dir=model_cache))
+    llm.start([warmup_messages()])
+    try:
+        base = llm.base_url()  # waits until ready
+        assert llm.status() == "ok" and llm.runtime().startswith("embedded: ")
+        system_tokens = len(httpx.post(f"{base.removesuffix('/v1')}/tokenize",
+                                       json={"content": SYSTEM_PROMPT}).json()["tokens"])
+        prompt = build_messages("Where did Witkoff's plane land?", live_numbered_block())
+        usage = httpx.post(f"{base}/chat/completions", timeout=120,
+                           json={"model": llm.model, "messages": prompt, "max_tokens": 1}).json()["usage"]
+        assert usage["prompt_tokens_details"]["cached_tokens"] >= system_tokens > 100
+    finally:
+        llm.close()
+
+
+def live_numbered_block():
+    from rag.answer.prompt import NumberedSentences
+
+    return NumberedSentences("[1] Steve Witkoff's plane landed in Moscow on Thursday.", {})
+
+
 def test_a_dead_server_is_restarted(live, embedded_llm):
     server = embedded_llm._embedded
     server._process.kill()
@@ -120,7 +146,8 @@ def test_rag_serve_starts_the_model_answers_and_stops_it(tmp_path, model_cache):
         response = httpx.post(f"{base}/v1/ask", json={"question": "Where did Witkoff's plane land?"}, timeout=300)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert httpx.get(f"{base}/healthz").json()["llm_status"] == "ok"
+        health = httpx.get(f"{base}/healthz").json()
+        assert health["llm_status"] == "ok" and health["llm_runtime"].startswith("embedded: ")
         if not body["abstained"]:
             assert "Moscow" in body["answer"] and body["citations"]
     finally:
