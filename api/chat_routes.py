@@ -56,7 +56,7 @@ async def chat_completions(body: ChatCompletionRequest, service: ServiceDep):
         id=completion_id, created=created, model=SERVICE_MODEL,
         choices=[ChatChoice(message=ChatCompletionMessage(content=answer.answer))],
         citations=answer.citations, abstained=answer.abstained, abstain_reason=answer.abstain_reason,
-        rewritten_question=question, passages=answer.passages,
+        parts=answer.parts, rewritten_question=question, passages=answer.passages,
     )
 
 
@@ -73,7 +73,7 @@ def _sse(events: Iterator[str | Answer], question: str, completion_id: str, crea
             if isinstance(event, Answer):
                 yield chunk({}, "stop", citations=[c.model_dump() for c in event.citations],
                             abstained=event.abstained, abstain_reason=event.abstain_reason,
-                            rewritten_question=question, passages=[p.model_dump() for p in event.passages])
+                            parts=[p.model_dump() for p in event.parts], rewritten_question=question, passages=[p.model_dump() for p in event.passages])
             else:
                 yield chunk({"content": event})
     except RagError as exc:  # the stream has begun: report in-band, as OpenAI does

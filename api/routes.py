@@ -125,5 +125,6 @@ def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
 
 @router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)])
 def ask(body: AskRequest, service: ServiceDep) -> Answer:
-    """Answer from the retrieved passages with verified citations, or abstain."""
-    return service.ask(body.question, body.top_k, body.search_filter())
+    """Answer each part of the question from the retrieved passages with verified citations, or
+    say which part the articles do not answer (``parts``); ``debug`` adds the trace."""
+    return service.ask(body.question, body.top_k, body.search_filter(), debug=body.debug)

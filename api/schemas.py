@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from rag.errors import InvalidInputError
-from rag.models import Citation, DocumentInfo, MetadataValue, Passage, SearchFilter
+from rag.models import Citation, DocumentInfo, MetadataValue, PartAnswer, Passage, SearchFilter
 
 
 class FilterFields(BaseModel):
@@ -63,6 +63,8 @@ class ErrorBody(BaseModel):
 class AskRequest(FilterFields):
     question: str = Field(min_length=1, description="A question about the ingested articles.")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
+    debug: bool = Field(False, description="Add the answer's trace: what the model was shown, "
+                        "what it wrote, each check's verdict and the steps taken.")
 
 
 # --- OpenAI-compatible chat ------------------------------------------------------------------
@@ -110,6 +112,7 @@ class ChatCompletion(BaseModel):
     citations: list[Citation]
     abstained: bool
     abstain_reason: str | None = None
+    parts: list[PartAnswer] = Field([], description="Each part of the question, answered or not, and why not.")
     rewritten_question: str = Field(description="The standalone question that was answered.")
     passages: list[Passage]
 

@@ -1,11 +1,11 @@
 """Answer latency with the embedded model over an eval question set and its corpus (by default
 the BBC dev questions over ../shared/corpora/bbc, ingested once under the data dir and reused,
 as `rag eval --corpus` does): prompt tokens and generated tokens (counted by the llama.cpp
-server's tokenizer), time to the first streamed text and total, beside answer correctness, so a
+server's tokenizer, over every model call the answer's trace records), time to the first streamed text and total, beside answer correctness, so a
 setting that shortens the prompt shows what it costs.
 
     python -m bench.answer_latency [--limit 40] [--set eval/bbc_dev.jsonl] [--corpus DIR]
-    RAG_CONTEXT_SENTENCES=6 python -m bench.answer_latency   # fewer sentences shown
+    RAG_ANSWER__CONTEXT_SENTENCES=6 python -m bench.answer_latency   # fewer sentences shown
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import REPO, machine, p50, percentile
-from rag.answer.prompt import build_messages
+from rag.answer.prompt import SYSTEM_PROMPT
 from rag.config import Settings
 from rag.evaluation.dataset import load_questions
 from rag.evaluation.metrics import answer_correct
@@ -40,25 +40,14 @@ def main() -> None:
         server = service.llm.base_url().removesuffix("/v1")
 
         def tokens(text: str) -> int:
-            return httpx.post(f"{server}/extras/tokenize/count", json={"input": text}, timeout=30).json()["count"]
+            return len(httpx.post(f"{server}/tokenize", json={"content": text}, timeout=30).json()["tokens"])
 
-        # What the model wrote, captured at the one seam to it, to count its tokens.
-        written: list[str] = []
-        stream_text = service.llm.stream_text
-
-        def recording_stream(*a, **kw):
-            for piece in stream_text(*a, **kw):
-                written.append(piece)
-                yield piece
-
-        service.llm.stream_text = recording_stream
         first_ms, total_ms, prompt_tokens, generated_tokens = [], [], [], []
         abstained = correct = 0
         for question in questions:
-            written.clear()
             started = time.perf_counter()
             first = None
-            for event in service.ask_stream(question.question):
+            for event in service.ask_stream(question.question, debug=True):
                 if isinstance(event, str) and first is None:
                     first = (time.perf_counter() - started) * 1000
                 answer = event
@@ -66,22 +55,32 @@ def main() -> None:
             first_ms.append(first if first is not None else total_ms[-1])
             abstained += answer.abstained
             correct += bool(answer_correct(question, answer))
-            numbered = service.answerer.numbered(question.question, answer.passages)
-            prompt_tokens.append(tokens("\n".join(m["content"] for m in build_messages(question.question, numbered))))
-            generated_tokens.append(tokens("".join(written)) if written else 0)
+            # What the model read and wrote, from the answer's trace: every call to it.
+            calls = [t.data for t in answer.trace if "wrote" in t.data]
+            prompt_tokens.append(sum(tokens(c.get("shown", c.get("asked", "")) + c.get("question", "")) for c in calls)
+                                 + sum(system_tokens(tokens, t.step) for t in answer.trace if "wrote" in t.data))
+            generated_tokens.append(sum(tokens(c["wrote"]) for c in calls if c["wrote"]))
             print(f"{question.id}: first text {first_ms[-1] / 1000:.1f}s, total {total_ms[-1] / 1000:.1f}s, "
-                  f"{prompt_tokens[-1]} prompt tokens, {generated_tokens[-1]} generated", flush=True)
+                  f"{len(calls)} model calls, {prompt_tokens[-1]} prompt tokens, {generated_tokens[-1]} generated",
+                  flush=True)
         service.close()
 
     answerable = sum(q.answerable for q in questions)
     print(f"\nmachine: {machine()}; {len(questions)} questions of {args.set.name} ({abstained} abstained), "
-          f"{settings.context_sentences} sentences shown; answer correctness {correct}/{answerable}"
+          f"{settings.answer.context_sentences} sentences shown, steps {sorted(s.value for s in settings.answer.steps)}; answer correctness {correct}/{answerable}"
           f" = {correct / max(answerable, 1):.2f}\n")
     print("| measure | p50 | p95 | target |\n|---|---|---|---|")
     print(f"| time to first shown text | {p50(first_ms) / 1000:.1f} s | {percentile(first_ms, 0.95) / 1000:.1f} s | p50 <= 4 s |")
     print(f"| total answer time | {p50(total_ms) / 1000:.1f} s | {percentile(total_ms, 0.95) / 1000:.1f} s | p50 <= 6 s, p95 <= 10 s |")
     print(f"| prompt tokens (system prompt included) | {p50(prompt_tokens):.0f} | {percentile(prompt_tokens, 0.95):.0f} | |")
     print(f"| generated tokens | {p50(generated_tokens):.0f} | {percentile(generated_tokens, 0.95):.0f} | |")
+
+
+def system_tokens(tokens, step: str) -> int:
+    """The fixed system prompt of a model call (read from the cache after the first, but counted)."""
+    from rag.answer.confirm import CONFIRM_SYSTEM_PROMPT
+
+    return tokens(CONFIRM_SYSTEM_PROMPT if step == "confirm" else SYSTEM_PROMPT)
 
 
 if __name__ == "__main__":

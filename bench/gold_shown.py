@@ -19,7 +19,7 @@ from rag.evaluation.dataset import EvalQuestion, load_questions
 from rag.evaluation.gold import DocumentTexts, GoldEvidenceSpans
 from rag.evaluation.session import run_eval
 from rag.models import Passage
-from rag.questions import question_parts, standing_parts
+from rag.questions import plan_question
 from rag.service import RagService
 
 
@@ -31,8 +31,7 @@ class GoldShownSelector:
         self._limit = limit
         self._gold: dict[str, GoldEvidenceSpans] = {}
         for question in questions:
-            parts = question_parts(question.question)
-            for asked in [question.question, *parts, *standing_parts(parts)]:
+            for asked in {question.question, *(p.standing for p in plan_question(question.question).parts)}:
                 self._gold[" ".join(asked.split())] = GoldEvidenceSpans(question, texts)
         self.forced = 0  # asks whose gold sentence the selector alone would not have shown
 
@@ -66,8 +65,8 @@ def main() -> None:
     def build(built_settings: Settings) -> RagService:
         service = RagService.from_settings(built_settings)
         texts = DocumentTexts(lambda document_id: service.get_document(document_id).text)
-        selector = GoldShownSelector(service.answerer.selector, settings.context_sentences, questions, texts)
-        service.answerer.selector = selector
+        selector = GoldShownSelector(service.pipeline.selector, settings.answer.context_sentences, questions, texts)
+        service.pipeline = service.answer_pipeline(settings.answer, selector)
         selectors.append(selector)
         return service
 

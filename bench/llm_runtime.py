@@ -81,15 +81,14 @@ def contenders(args, model: Path, threads: int) -> list[Contender]:
 def answer_prompt(nonce: int) -> list[dict]:
     """An answer prompt of the shape the service sends: the system prompt, numbered sentences
     from the seed articles, a question; the nonce first so no cached prefix is reused."""
-    lines, count = [], 0
+    lines, count, size = [], 0, 0
     for _, text in seed_texts():
         for start, end in sentences(text):
-            sentence = " ".join(text[start:end].split())
-            if len(sentence) > 60:
+            sentence = " ".join(text[start:end].split())[:300]
+            if len(sentence) > 60 and size < 1150:  # ~330 tokens of sentences, as an answer shows
                 count += 1
+                size += len(sentence)
                 lines.append(f"[{count}] {sentence}")
-            if count == 14:
-                break
     user = "\n".join(lines) + "\n\nQuestion: What did the officials say happened?\nReply:"
     return [{"role": "system", "content": f"Request {nonce}.\n{SYSTEM_PROMPT}"}, {"role": "user", "content": user}]
 

@@ -14,7 +14,7 @@ import click
 
 from rag.chat import ChatMessage
 from rag.errors import AccessDeniedError, LLMUnavailableError, RagError
-from rag.models import Answer, ArticleSpan, Citation, Passage, SearchFilter
+from rag.models import Answer, ArticleSpan, Citation, PartAnswer, Passage, SearchFilter
 
 HELP = """commands:
   /sources  the passages the last answer was drawn from
@@ -31,6 +31,7 @@ class Reply:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     rewritten_question: str = ""
+    parts: list[PartAnswer] = field(default_factory=list)
 
 
 def source_line(citation: ArticleSpan) -> str:
@@ -51,7 +52,7 @@ class InProcessChat:
         reply.rewritten_question = question
         for event in events:
             if isinstance(event, Answer):
-                reply.citations, reply.passages = event.citations, event.passages
+                reply.citations, reply.passages, reply.parts = event.citations, event.passages, event.parts
             else:
                 yield event
 
@@ -85,6 +86,7 @@ class RemoteChat:
                         reply.citations = [Citation.model_validate(c) for c in extra["citations"]]
                         reply.passages = [Passage.model_validate(p) for p in extra.get("passages", [])]
                         reply.rewritten_question = extra.get("rewritten_question", "")
+                        reply.parts = [PartAnswer.model_validate(p) for p in extra.get("parts", [])]
         except self._openai.AuthenticationError:
             raise AccessDeniedError(
                 f"{self.client.base_url} refused the API key (HTTP 401): pass the server's RAG_API_KEY "
@@ -133,6 +135,8 @@ def run_chat(backend: InProcessChat | RemoteChat, read_line: Callable[[str], str
             history.pop()
             continue
         click.echo()
+        for part in reply.parts if any(not p.answered for p in reply.parts) and len(reply.parts) > 1 else []:
+            click.echo(f"  {'answered' if part.answered else 'NOT in the articles'}: “{part.question}”")
         for citation in reply.citations:
             click.echo(f"  [{citation.ref}] {source_line(citation)}")
             click.echo(f"      “{citation.quote}”")

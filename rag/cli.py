@@ -148,18 +148,29 @@ def search(app: Context, query: str, top_k: int | None, as_json: bool, **filters
 @cli.command()
 @click.argument("question")
 @top_k_option("Passages to give the model.")
+@click.option("--trace", is_flag=True, help="Also print (to stderr) what the model was shown, what it wrote and each check's verdict.")
 @filter_options
 @json_option
 @pass_context
-def ask(app: Context, question: str, top_k: int | None, as_json: bool, **filters) -> None:
+def ask(app: Context, question: str, top_k: int | None, as_json: bool, trace: bool, **filters) -> None:
     """Answer QUESTION from the articles, with citations."""
-    answer = app.service.ask(question, top_k, search_filter(**filters))
+    answer = app.service.ask(question, top_k, search_filter(**filters), debug=trace)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
+    if trace:
+        for step in answer.trace or []:
+            where = f" (part {step.part + 1})" if step.part is not None else ""
+            click.echo(f"-- {step.step}{where}", err=True)
+            for key, value in step.data.items():
+                shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                click.echo(f"   {key}: " + shown.replace("\n", "\n      "), err=True)
     click.echo(answer.answer)
     if answer.abstained and answer.abstain_reason:
         click.echo(f"({answer.abstain_reason})")
+    for part in answer.parts if len(answer.parts) > 1 else []:
+        status = "answered" if part.answered else f"not answered: {part.reason}"
+        click.echo(f"  part “{part.question}”: {status}")
     for citation in answer.citations:
         click.echo(f"[{citation.ref}] {source_line(citation)}")
         click.echo(f"    “{citation.quote}”")

@@ -2,21 +2,111 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-# The switchable steps of the answer path (rag.answer.repairs), named here so settings can check them.
-ANSWER_STEPS = ("reanchor", "quote_evidence", "other_version", "answer_parts", "read_on")
+class AnswerStep(str, Enum):
+    """The answer pipeline's switchable steps (rag.answer.steps), each measured on and off on the
+    validation part (docs/answer-steps.md)."""
+
+    REANCHOR = "reanchor"
+    READ_ON = "read_on"
+    CONFIRM = "confirm"
+
+
+class AnswerSettings(BaseModel):
+    """How an answer is read, written and checked. Environment: ``RAG_ANSWER__<NAME>``."""
+
+    top_k: int = Field(
+        8, ge=1, le=50,
+        description="Passages retrieved for each part of a question, whose sentences are "
+        "candidates to show the model (an API request's top_k overrides it).",
+    )
+    context_sentences: int = Field(
+        8, ge=0, le=200,
+        description="Sentences shown to the LLM for each part, those that bear most on it; 0: all "
+        "of them. Each prompt token costs the embedded model time before it writes.",
+    )
+    sentence_term_weight: float = Field(
+        1.0, ge=0,
+        description="Weight, beside the embedding closeness, of the share of the question's "
+        "content words a sentence holds when choosing the sentences to show.",
+    )
+    sentence_rank_weight: float = Field(
+        0.2, ge=0,
+        description="Weight of the passage's retrieval rank (1/(1+rank)) when choosing sentences.",
+    )
+    sentence_kind_weight: float = Field(
+        0.1, ge=0,
+        description="Weight given to a sentence that holds the kind of thing the question asks for "
+        "(a figure for \"how tall\", a name the question does not give for \"which judge\") when "
+        "choosing sentences (0: none).",
+    )
+    min_question_share: float = Field(
+        0.5, ge=0, le=1,
+        description="An answer stands only if the cited articles' retrieved text and titles hold "
+        "at least this share of the question's content words.",
+    )
+    min_sentence_share: float = Field(
+        0.3, ge=0, le=1,
+        description="An answer stands only if the cited sentences that give it, with their articles' "
+        "titles, hold at least this share of the content words of the part it answers: a figure "
+        "lifted from a sentence about something else is not given.",
+    )
+    question_figures: bool = Field(
+        True,
+        description="An answer stands only if the cited articles' retrieved text and titles give "
+        "every figure of the question (a year, a sequel's number).",
+    )
+    type_check: bool = Field(
+        True,
+        description="An answer to a \"how many/how much\" part must hold a figure, to a \"when\" "
+        "part a figure or a word of time, and to a \"where\" part more than a time.",
+    )
+    restated_words: bool = Field(
+        True,
+        description="An answer stands only if the words it repeats from the question are in its "
+        "cited sentences too, or in the titles of the articles that give it.",
+    )
+    max_tokens: int = Field(
+        96, ge=16, le=2048,
+        description="Most tokens the model may write for an answer (sentence numbers and a short answer).",
+    )
+    read_on_sentences: int = Field(
+        2, ge=1, le=10, description="Sentences after the cited one that read_on shows the model.",
+    )
+    steps: Annotated[frozenset[AnswerStep], NoDecode] = Field(
+        frozenset({AnswerStep.REANCHOR, AnswerStep.READ_ON}),
+        description="The switchable steps, comma-separated (empty: none): reanchor (cite the shown "
+        "sentences that hold the answer's words when the cited ones do not), read_on (ask again, "
+        "shown the cited sentence and the ones after it, when the answer only repeated the "
+        "question), confirm (the model asked yes or no whether the cited sentence states the "
+        "answer to the part asked). Measured: docs/answer-steps.md.",
+    )
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _comma_separated_steps(cls, value):
+        if isinstance(value, str):
+            names = [step.strip() for step in value.split(",") if step.strip()]
+            known = [step.value for step in AnswerStep]
+            if unknown := [n for n in names if n not in known]:
+                raise ValueError(f"unknown answer step {unknown[0]!r}; known: {', '.join(known)}")
+            return frozenset(AnswerStep(n) for n in names)
+        return value
 
 
 class Settings(BaseSettings):
     """Every knob of the service. Environment variables use the ``RAG_`` prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -55,100 +145,9 @@ class Settings(BaseSettings):
     candidate_k: int = Field(
         20, ge=1, le=200, description="Candidates each retriever (dense, BM25) offers to fusion."
     )
-    answer_top_k: int = Field(
-        8, ge=1, le=50,
-        description="Passages retrieved for an answer, whose sentences are candidates to show the "
-        "model (an API request's top_k overrides it).",
-    )
-    context_neighbours: int = Field(
-        0, ge=0, le=5,
-        description="Chunks before and after each of an answer's retrieved passages, in the same "
-        "article, whose sentences are also candidates to show the model (0: none). With 1, the "
-        "shown sentences hold every gold fact for 0.81 of the BBC dev questions instead of 0.78 "
-        "(bench/shown_sentences.py --neighbours), yet `rag eval` on BBC dev answers no better "
-        "(0.72 correct without, 0.70 with: docs/answer-steps.md), so it is off.",
-    )
-    part_passages: bool = Field(
-        True,
-        description="With answer_parts, each part of a question that asks two things is answered "
-        "from passages retrieved for that part (after the question's lead-in), not from the "
-        "whole question's. On the 34 two-part questions of both BBC dev parts: 19 right "
-        "against 18, citation precision 0.93 against 0.91 (docs/answer-steps.md).",
-    )
-    context_sentences: int = Field(
-        8, ge=0, le=200,
-        description="Sentences shown to the LLM, those that bear most on the question; 0: all of "
-        "them. Fewer is faster on a CPU (each prompt token costs the embedded model ~10-16 ms) but "
-        "may leave out what the answer needs. 8 rather than 10: answers as good within noise "
-        "(BBC dev +2 questions, BBC test -2, seeds 0) and about 1.4 s sooner on BBC dev "
-        "(docs/answer-steps.md).",
-    )
-    sentence_term_weight: float = Field(
-        1.0, ge=0,
-        description="Weight, beside the embedding closeness, of the share of the question's "
-        "content words a sentence holds when choosing the sentences to show.",
-    )
-    sentence_rank_weight: float = Field(
-        0.2, ge=0,
-        description="Weight of the passage's retrieval rank (1/(1+rank)) when choosing sentences.",
-    )
-    sentence_kind_weight: float = Field(
-        0.1, ge=0,
-        description="Weight given to a sentence that holds the kind of thing the question asks for "
-        "(a figure for \"how tall\", a name the question does not give for \"which judge\") when "
-        "choosing sentences (0: none).",
-    )
-    answer_min_question_share: float = Field(
-        0.5, ge=0, le=1,
-        description="An answer stands only if the cited articles' retrieved text and titles hold "
-        "at least this share of the question's content words.",
-    )
-    answer_min_sentence_share: float = Field(
-        0.3, ge=0, le=1,
-        description="An answer stands only if the cited sentences that give it, with their articles' "
-        "titles, hold at least this share of the content words of the question (or of the part "
-        "it answers): a figure lifted from a sentence about something else is not given.",
-    )
-    answer_question_figures: bool = Field(
-        True,
-        description="An answer stands only if the cited articles' retrieved text and titles give "
-        "every figure of the question (a year, a sequel's number): a question about 2006 is not "
-        "answered by an article on 2004.",
-    )
-    answer_max_tokens: int = Field(
-        96, ge=16, le=2048,
-        description="Most tokens the model may write for an answer (its reply is sentence "
-        "numbers and a short answer).",
-    )
-    answer_steps: str = Field(
-        "reanchor,answer_parts,read_on",
-        description="The named steps around verification, comma-separated (empty: none): the "
-        "repairs tried when it rejects the model's answer (reanchor cites the shown sentences "
-        "that hold the answer's words when the cited ones do not; quote_evidence answers with the "
-        "cited sentence quoted when the model's words are not all in it), and other_version, "
-        "which quotes another article's sentence on the same point beside an accepted answer, and "
-        "answer_parts, which asks the model each part of a question that asks two things, and "
-        "read_on, which asks the model again, shown the sentence it cited and the two after it in "
-        "its article, when its answer only repeated the question. "
-        "Their measured effect: docs/answer-steps.md.",
-    )
-    other_version_similarity: float = Field(
-        0.7, ge=0, le=1,
-        description="other_version quotes a shown sentence of another article at least this close "
-        "(cosine) to a sentence the answer cites: the same point, in words that may differ in a "
-        "figure, a time or a spelling.",
-    )
-    answer_type_check: bool = Field(
-        True,
-        description="An answer to a one-part \"how many/how much\" question must hold a figure, "
-        "to a \"when\" question a figure or a word of time, and to a \"where\" question more "
-        "than a time.",
-    )
-    answer_restated_words: bool = Field(
-        True,
-        description="An answer stands only if the words it repeats from the question are in its "
-        "cited sentences too, or in the titles of the articles that give it: the question's subject "
-        "put on another subject's fact does not hold.",
+    answer: AnswerSettings = Field(
+        default_factory=lambda: AnswerSettings(),
+        description="The answer pipeline's settings (RAG_ANSWER__<NAME>: docs/configuration.md).",
     )
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(
@@ -259,18 +258,6 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.read_only_api_keys)
 
-    @field_validator("answer_steps")
-    @classmethod
-    def _known_steps(cls, value: str) -> str:
-        unknown = [step for step in _steps(value) if step not in ANSWER_STEPS]
-        if unknown:
-            raise ValueError(f"unknown answer step {unknown[0]!r}; known: {', '.join(ANSWER_STEPS)}")
-        return value
-
-    @property
-    def answer_step_set(self) -> frozenset[str]:
-        return frozenset(_steps(self.answer_steps))
-
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
@@ -284,19 +271,31 @@ def _keys(secret: SecretStr) -> list[str]:
     return [key.strip() for key in secret.get_secret_value().split(",") if key.strip()]
 
 
-def _steps(value: str) -> list[str]:
-    return [step.strip() for step in value.split(",") if step.strip()]
-
-
 def settings_table() -> str:
     """docs/configuration.md's table: every setting's variable, default and description."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = field.default.get_secret_value() if isinstance(field.default, SecretStr) else field.default
-        shown = "(empty)" if default in ("", None) else f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `RAG_{name.upper()}` | {shown} | {meaning} |")
+
+    def add(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                add(field.annotation, f"{prefix}{name.upper()}__")
+                continue
+            meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+            rows.append(f"| `{prefix}{name.upper()}` | {_shown_default(field)} | {meaning} |")
+
+    add(Settings, "RAG_")
     return "\n".join(rows)
+
+
+def _shown_default(field) -> str:
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
+    if isinstance(default, frozenset):
+        default = ",".join(sorted(step.value for step in default))
+    if isinstance(default, bool):
+        default = str(default).lower()
+    return "(empty)" if default in ("", None) else f"`{default}`"
 
 
 if __name__ == "__main__":  # python -m rag.config > the table in docs/configuration.md

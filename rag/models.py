@@ -171,14 +171,41 @@ class Timings(BaseModel):
     total_ms: float
 
 
+class PartAnswer(BaseModel):
+    """One thing the question asks, answered with citations or declared missing."""
+
+    question: str = Field(description="The part as the question asks it.")
+    answered: bool
+    text: str = Field(description="The part's statement in the answer, with its [n] markers; or "
+                      "the statement that the articles do not answer it.")
+    refs: list[int] = Field([], description="The citations ([n]) this part's statement rests on.")
+    reason: str | None = Field(None, description="Why the part is not answered.")
+
+
+class TraceStep(BaseModel):
+    """One step of the answer pipeline as it ran: what it read or wrote, and its verdict."""
+
+    step: str
+    part: int | None = Field(None, description="The question part (0-based) the step worked on.")
+    data: dict = {}
+
+
 class Answer(BaseModel):
     answer: str
-    abstained: bool
+    abstained: bool = Field(description="True when no part of the question is answered.")
     abstain_reason: str | None = None
-    # The named steps (RAG_ANSWER_STEPS) whose output the answer shows: the repair whose reply
-    # replaced a rejected one, other_version's added quote.
+    parts: list[PartAnswer] = Field(
+        [], description="Each thing the question asks (one, or two for a question that asks two), "
+        "answered or not, and why not: a half answer is never shown as a whole one.",
+    )
+    # The named steps (RAG_ANSWER__STEPS) whose output the answer shows: reanchor's citations,
+    # read_on's second reading.
     steps: list[str] = []
     citations: list[Citation]
     passages: list[Passage]
     model: str
     timings: Timings
+    trace: list[TraceStep] | None = Field(
+        None, description="With debug: what the model was shown, what it wrote, each check's "
+        "verdict and the steps taken.",
+    )

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rag.answer import Answerer, AnswerEvent, SentenceSelector
-from rag.answer.prompt import warmup_messages
-from rag.answer.repairs import ANSWER_PARTS
+from rag.answer import AnswerEvent, AnswerPipeline, SentenceSelector
 from rag.chat import ChatMessage, check_messages, standalone_question
-from rag.config import Settings
+from rag.config import AnswerSettings, Settings
 from rag.documents import Chunker
 from rag.embedding import MODEL_NAME, MiniLMEmbedding
 from rag.errors import InvalidInputError, NotFoundError, RagError
 from rag.ingestion import Ingester, OnEach
-from rag.links import without_unstated_links
 from rag.llm import LLM, GenerationOptions
 from rag.loading import ArticleFile, find_article_files
 from rag.models import (
@@ -31,7 +27,6 @@ from rag.models import (
     Passage,
     SearchFilter,
 )
-from rag.questions import question_parts, standing_parts
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, connect
 
@@ -52,17 +47,17 @@ class RagService:
             store, embedder, settings.candidate_k, settings.store_recheck_s,
             settings.data_dir / "keyword-index" / settings.collection,
         )
-        selector = SentenceSelector(
-            embedder, settings.context_sentences, settings.sentence_term_weight, settings.sentence_rank_weight,
-            settings.sentence_kind_weight,
+        self.pipeline = self.answer_pipeline(settings.answer)
+
+    def answer_pipeline(self, answer: AnswerSettings, selector: SentenceSelector | None = None) -> AnswerPipeline:
+        """An answer pipeline on this service's store, retriever and model, with ``answer``'s
+        settings (and ``selector`` choosing the sentences shown): the tests and the benchmarks
+        compare steps on and off with it."""
+        selector = selector or SentenceSelector(
+            self.embedder, answer.context_sentences, answer.sentence_term_weight, answer.sentence_rank_weight,
+            answer.sentence_kind_weight,
         )
-        self.answerer = Answerer(
-            llm, selector, settings.answer_step_set, min_question_share=settings.answer_min_question_share,
-            max_tokens=settings.answer_max_tokens, question_figures=settings.answer_question_figures,
-            answer_type=settings.answer_type_check, other_version_similarity=settings.other_version_similarity,
-            min_sentence_share=settings.answer_min_sentence_share,
-            restated_words=settings.answer_restated_words, next_chunk=self.retriever.next_chunk,
-        )
+        return AnswerPipeline(answer, self.llm, selector, self._retrieve_checked, self.retriever.next_chunk)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:
@@ -73,7 +68,7 @@ class RagService:
     def start_llm(self) -> None:
         """Start the embedded model in the background; it reports ready once it has read the
         fixed prompt every answer begins with (no-op for a remote endpoint)."""
-        self.llm.start(warmup_messages())
+        self.llm.start(self.pipeline.warmup_prompts())
 
     def close(self) -> None:
         """Stop what the service started (the embedded LLM server)."""
@@ -173,36 +168,24 @@ class RagService:
     # --- answering -----------------------------------------------------------------------
     def ask(
         self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
-        options: GenerationOptions | None = None,
+        options: GenerationOptions | None = None, debug: bool = False,
     ) -> Answer:
-        *_, answer = self.ask_stream(question, top_k, search, options)
+        *_, answer = self.ask_stream(question, top_k, search, options, debug)
         return answer
 
     def ask_stream(
         self, question: str, top_k: int | None = None, search: SearchFilter | None = None,
-        options: GenerationOptions | None = None,
+        options: GenerationOptions | None = None, debug: bool = False,
     ) -> Iterator[AnswerEvent]:
-        """Like ask(), as verified pieces of text and then the Answer. Articles are untrusted:
-        a statement carrying a link they do not give is withheld here (rag.links)."""
-        started = time.perf_counter()
+        """Like ask(), as verified pieces of text and then the Answer (rag.answer.pipeline)."""
         question = self.check_query(question)
-        parts = question_parts(question)
-        top_k = top_k or self.settings.answer_top_k
-        neighbours = self.settings.context_neighbours
-        by_part = None
-        if parts and self.settings.part_passages and ANSWER_PARTS in self.settings.answer_step_set:
-            # Each part searched on its own: a question joining two stories finds each one's
-            # passages, which the whole question's ranking may hold only for the first.
-            by_part = [
-                self.retriever.with_neighbours(self.retrieve(standing, top_k, search), neighbours)
-                for standing in standing_parts(parts)
-            ]
-            passages = list({p.chunk_id: p for p in [*by_part[0], *by_part[1]]}.values())
-        else:
-            passages = self.retriever.with_neighbours(self.retrieve(question, top_k, search), neighbours)
-        retrieve_ms = (time.perf_counter() - started) * 1000
-        events = self.answerer.stream(question, passages, retrieve_ms, options, parts, by_part)
-        return without_unstated_links(events, passages)
+        if top_k is not None and not 1 <= top_k <= 50:
+            raise InvalidInputError("top_k must be between 1 and 50")
+        return self.pipeline.stream(question, top_k, self.check_filter(search), options, debug)
+
+    def _retrieve_checked(self, query: str, top_k: int, search: SearchFilter | None) -> list[Passage]:
+        """Retrieval for the pipeline: the query and filter were checked with the question."""
+        return self.retriever.retrieve(query, top_k, search)
 
     def chat(
         self, messages: list[ChatMessage], options: GenerationOptions | None = None,

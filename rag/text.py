@@ -159,6 +159,6 @@ def gives(kind: str | None, text: str, asked: set[str]) -> bool:
         return any(ch.isdigit() for ch in text) or bool(COUNT_WORDS.search(text))
     if kind == "time":
         return any(ch.isdigit() for ch in text) or bool(TIME_WORDS.search(text))
-    if kind == "name":
+    if kind in ("name", "place"):
         return any((named := content_terms(word)) and not named & asked for word in _NAME_WORD.findall(text))
     return False

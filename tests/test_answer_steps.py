@@ -22,9 +22,19 @@ def test_unknown_answer_steps_are_refused():
     from rag.config import Settings
 
     with pytest.raises(ValidationError, match="unknown answer step 'rerank'"):
-        Settings(answer_steps="reanchor,rerank")
-    assert Settings(answer_steps="").answer_step_set == frozenset()
-    assert Settings().answer_step_set == {"reanchor", "answer_parts", "read_on"}
+        Settings(answer={"steps": "reanchor,rerank"})
+    assert Settings(answer={"steps": ""}).answer.steps == frozenset()
+    assert Settings().answer.steps == {"reanchor", "read_on"}
+
+
+def test_answer_settings_come_from_nested_environment_variables(monkeypatch):
+    from rag.config import AnswerStep, Settings
+
+    monkeypatch.setenv("RAG_ANSWER__STEPS", "confirm,reanchor")
+    monkeypatch.setenv("RAG_ANSWER__CONTEXT_SENTENCES", "12")
+    settings = Settings()
+    assert settings.answer.steps == {AnswerStep.CONFIRM, AnswerStep.REANCHOR}
+    assert settings.answer.context_sentences == 12
 
 
 def test_filters_reach_ask_and_chat_over_http(api, fake_llm):

@@ -4,10 +4,12 @@ accept/reject decision on it with its evidence."""
 import json
 
 from rag.answer.parse import ModelReply, ReplyParser
-from rag.answer.prompt import NumberedSentences, SentenceSelector, number_sentences, reading_on
-from rag.answer.repairs import other_version
-from rag.answer.verify import expected_type_missing, verify
+from rag.answer.prompt import NumberedSentences, SentenceSelector, number_sentences
+from rag.answer.steps import reading_on
+from rag.answer.verify import Verdict, expected_type_missing, verify
+from rag.config import AnswerSettings
 from rag.models import Passage
+from rag.questions import PartPlan, asked_kind
 from rag.text import content_terms, gives
 
 SURRENDER = "Gerasimov said 430 Ukrainian soldiers had surrendered. The talks resume in March."
@@ -24,6 +26,25 @@ NUMBERED = number_sentences(PASSAGES)
 SURRENDER_Q = "How many Ukrainian soldiers surrendered in Kursk?"
 
 
+def check(
+    reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
+    min_question_share: float, question_figures: bool = True, answer_type: bool = False,
+    min_sentence_share: float = 0.0, whole_question: str = "", restated_words: bool = False,
+) -> Verdict:
+    """verify() on ``question`` (a part of ``whole_question``, when given), each check switched
+    as named here (off unless named, but the question's figures)."""
+    part = PartPlan(question, question, asked_kind(question), question)
+    settings = AnswerSettings(
+        min_question_share=min_question_share, question_figures=question_figures, type_check=answer_type,
+        min_sentence_share=min_sentence_share, restated_words=restated_words,
+    )
+    return verify(reply, numbered, passages, part, whole_question or question, settings)
+
+
+def type_missing(question: str, answer: str) -> str | None:
+    return expected_type_missing(asked_kind(question), answer)
+
+
 def test_sentences_are_numbered_in_reading_order_under_their_titles():
     assert NUMBERED.text == (
         "Article: Kursk fighting\n[1] Gerasimov said 430 Ukrainian soldiers had surrendered.\n"
@@ -35,14 +56,14 @@ def test_sentences_are_numbered_in_reading_order_under_their_titles():
 
 
 def test_an_answer_taken_from_its_sentence_is_accepted_with_that_sentence_as_evidence():
-    verdict = verify(ModelReply((1, 2), "430 soldiers"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
+    verdict = check(ModelReply((1, 2), "430 soldiers"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
     assert verdict.accepted
     assert [s.number for s in verdict.evidence] == [1]  # sentence 2 carries none of the answer
 
 
 def test_a_figure_or_word_the_sentences_do_not_hold_is_rejected():
     for answer, missing in (("500", "500"), ("430 deserters", "deserters"), ("four hundred and thirty", "hundred")):
-        verdict = verify(ModelReply((1,), answer), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
+        verdict = check(ModelReply((1,), answer), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
         assert not verdict.accepted and missing in verdict.reason
 
 
@@ -52,24 +73,24 @@ def test_figures_compare_without_thousands_separators():
     numbered = number_sentences(passages)
     question = "How many registered rugby players does Japan have?"
     for answer in ("125,508", "125508", "125, 508"):
-        assert verify(ModelReply((1,), answer), numbered, passages, question, 0.5).accepted
+        assert check(ModelReply((1,), answer), numbered, passages, question, 0.5).accepted
 
 
 def test_an_answer_that_adds_nothing_to_the_question_is_rejected():
-    verdict = verify(ModelReply((1,), "Ukrainian soldiers surrendered"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
+    verdict = check(ModelReply((1,), "Ukrainian soldiers surrendered"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
     assert not verdict.accepted and "adds nothing" in verdict.reason
 
 
 def test_an_answer_from_articles_that_hold_little_of_the_question_is_rejected():
     question = "How many goals did Arsenal score against Southampton at Highbury?"
-    verdict = verify(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 0.5)
+    verdict = check(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 0.5)
     assert not verdict.accepted and verdict.question_share < 0.5
-    assert verify(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 0.0).accepted
+    assert check(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 0.0).accepted
 
 
 def test_the_title_counts_toward_the_question_share():
     question = "How many assaults were repelled?"
-    verdict = verify(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 1.0)
+    verdict = check(ModelReply((3,), "eight"), NUMBERED, PASSAGES, question, 1.0)
     assert verdict.accepted and verdict.question_share == 1.0  # "repelled" is only in the title
 
 
@@ -81,13 +102,13 @@ def test_an_answer_from_a_sentence_about_something_else_is_rejected():
     passages = [passage(text, title="Borders stun Ulster")]
     numbered = number_sentences(passages)
     question = "What was the attendance at Netherdale for the Celtic League match between Borders and Ulster?"
-    verdict = verify(ModelReply((2,), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    verdict = check(ModelReply((2,), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
     assert not verdict.accepted and "sentences that give the answer hold" in verdict.reason
     assert 0 < verdict.sentence_share < 0.5
     # Citing an on-point sentence beside it changes nothing: the share is the evidence's.
-    beside = verify(ModelReply((1, 2), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    beside = check(ModelReply((1, 2), "20-6"), numbered, passages, question, 0.5, min_sentence_share=0.5)
     assert not beside.accepted and beside.sentence_share == verdict.sentence_share
-    on_point = verify(ModelReply((1,), "beat"), numbered, passages, question, 0.5, min_sentence_share=0.5)
+    on_point = check(ModelReply((1,), "beat"), numbered, passages, question, 0.5, min_sentence_share=0.5)
     assert on_point.accepted and on_point.sentence_share >= 0.5
 
 
@@ -96,13 +117,13 @@ def test_an_answer_to_one_part_that_repeats_the_other_part_adds_nothing():
     part = "who said so"
     passages = [passage("Gerasimov said 430 Ukrainian soldiers had surrendered.")]
     numbered = number_sentences(passages)
-    assert verify(ModelReply((1,), "Gerasimov"), numbered, passages, part, 0.0, whole_question=whole).accepted
-    verdict = verify(ModelReply((1,), "Ukrainian soldiers"), numbered, passages, part, 0.0, whole_question=whole)
+    assert check(ModelReply((1,), "Gerasimov"), numbered, passages, part, 0.0, whole_question=whole).accepted
+    verdict = check(ModelReply((1,), "Ukrainian soldiers"), numbered, passages, part, 0.0, whole_question=whole)
     assert not verdict.accepted and verdict.adds_nothing
 
 
 def test_numbers_that_were_not_shown_are_rejected():
-    verdict = verify(ModelReply((7,), "430"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
+    verdict = check(ModelReply((7,), "430"), NUMBERED, PASSAGES, SURRENDER_Q, 0.5)
     assert not verdict.accepted and "cites no sentence" in verdict.reason
 
 
@@ -132,49 +153,36 @@ def test_an_answer_that_puts_the_questions_subject_on_another_subjects_fact_is_r
     numbered = number_sentences(passages)
     question = "When was Roc-A-Fella founded?"
     reply = ModelReply((1,), "Roc-A-Fella was founded in 1984")
-    assert verify(reply, numbered, passages, question, 0.5).accepted  # the check off: only added words count
-    verdict = verify(reply, numbered, passages, question, 0.5, restated_words=True)
+    assert check(reply, numbered, passages, question, 0.5).accepted  # the check off: only added words count
+    verdict = check(reply, numbered, passages, question, 0.5, restated_words=True)
     assert not verdict.accepted and "do not say Roc-A-Fella" in verdict.reason
     # the question's words in the evidence's title count as said
     titled = [passage(text, title="Roc-A-Fella at thirty")]
-    assert verify(reply, number_sentences(titled), titled, question, 0.5, restated_words=True).accepted
-    assert verify(ModelReply((1,), "in 1984"), numbered, passages, "When was Def Jam founded?", 0.5,
+    assert check(reply, number_sentences(titled), titled, question, 0.5, restated_words=True).accepted
+    assert check(ModelReply((1,), "in 1984"), numbered, passages, "When was Def Jam founded?", 0.5,
                   restated_words=True).accepted
 
 
 def test_an_answer_to_a_question_about_another_year_or_figure_is_rejected():
     question = "How many Ukrainian soldiers surrendered in 2026?"
-    verdict = verify(ModelReply((1,), "430"), NUMBERED, PASSAGES, question, 0.5)
+    verdict = check(ModelReply((1,), "430"), NUMBERED, PASSAGES, question, 0.5)
     assert not verdict.accepted and "2026" in verdict.reason
-    assert verify(ModelReply((1,), "430"), NUMBERED, PASSAGES, question, 0.5, question_figures=False).accepted
+    assert check(ModelReply((1,), "430"), NUMBERED, PASSAGES, question, 0.5, question_figures=False).accepted
 
 
 def test_an_amount_question_wants_a_figure_and_a_when_question_a_time():
-    assert expected_type_missing("How many soldiers surrendered?", "eight") is None
-    assert expected_type_missing("How much did it cost?", "the council") == "a figure"
-    assert expected_type_missing("When did the talks resume?", "in March") is None
-    assert expected_type_missing("When did the talks resume?", "Gerasimov") == "a time"
-    assert expected_type_missing("Who spoke?", "Gerasimov") is None
+    assert type_missing("How many soldiers surrendered?", "eight") is None
+    assert type_missing("How much did it cost?", "the council") == "a figure"
+    assert type_missing("When did the talks resume?", "in March") is None
+    assert type_missing("When did the talks resume?", "Gerasimov") == "a time"
+    assert type_missing("Who spoke?", "Gerasimov") is None
     # a clause of time before the question phrase does not make it a "when" question
-    assert expected_type_missing("When the talks resumed, who spoke first?", "Gerasimov") is None
-    assert expected_type_missing("Where were the talks held?", "on Monday, 3 March") == "a place"
-    assert expected_type_missing("Where were the talks held?", "in Minsk on Monday") is None
+    assert type_missing("When the talks resumed, who spoke first?", "Gerasimov") is None
+    assert type_missing("Where were the talks held?", "on Monday, 3 March") == "a place"
+    assert type_missing("Where were the talks held?", "in Minsk on Monday") is None
     question = "When do the talks resume in Kursk?"
-    verdict = verify(ModelReply((1,), "Gerasimov"), NUMBERED, PASSAGES, question, 0.0, answer_type=True)
+    verdict = check(ModelReply((1,), "Gerasimov"), NUMBERED, PASSAGES, question, 0.0, answer_type=True)
     assert not verdict.accepted and "asks for a time" in verdict.reason
-
-
-def test_another_articles_version_of_a_cited_sentence_is_found_by_closeness():
-    import numpy as np
-
-    unit = np.array([1.0, 0.0])
-    close, far = np.array([0.8, 0.6]), np.array([0.0, 1.0])
-    numbered = NumberedSentences(NUMBERED.text, NUMBERED.shown, {1: unit, 2: close, 3: close})
-    found = other_version((NUMBERED.shown[1],), numbered, PASSAGES, 0.7)
-    assert found == NUMBERED.shown[3]  # sentence 2 is the cited article's own
-    assert other_version((NUMBERED.shown[1],), numbered, PASSAGES, 0.9) is None
-    numbered = NumberedSentences(NUMBERED.text, NUMBERED.shown, {1: unit, 2: close, 3: far})
-    assert other_version((NUMBERED.shown[1],), numbered, PASSAGES, 0.7) is None
 
 
 def test_a_paragraph_that_addresses_the_model_is_not_shown():

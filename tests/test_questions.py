@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.questions import asked_kind, asks_for, question_parts, standing_parts
+from rag.questions import asked_kind, plan_question, question_parts, standing_parts
 
 
 @pytest.mark.parametrize(
@@ -37,14 +37,16 @@ def test_the_second_part_carries_the_questions_lead_in(question, second):
     assert parts[0] == question_parts(question)[0]
 
 
-def test_what_a_question_asks_for_is_read_from_its_question_phrase():
-    assert asks_for("How many soldiers surrendered?") == {"amount"}
-    assert asks_for("When did the talks resume?") == {"time"}
-    assert asks_for("In which year was the label founded?") == {"time"}
-    assert asks_for("Where did the plane land?") == {"place"}
-    assert asks_for("Who spoke first?") == set()
-    # a clause of time before the question phrase is not the question
-    assert asks_for("When the Bank of England held rates, which economist spoke?") == set()
+def test_a_bare_second_question_phrase_or_a_pronoun_is_asked_after_the_first_part():
+    plan = plan_question("Where did the envoy's plane land, and on what day?")
+    assert [p.standing for p in plan.parts] == [
+        "Where did the envoy's plane land", "Where did the envoy's plane land: on what day"]
+    assert [p.kind for p in plan.parts] == ["place", "time"]
+    assert plan.parts[1].checked == plan.parts[1].standing  # its evidence must be about the landing
+    plan = plan_question("Which firm bought the brewery, and how much did it pay?")
+    assert plan.parts[1].standing == "Which firm bought the brewery: how much did it pay"
+    one = plan_question("Who spoke first?")
+    assert not one.two_part and one.parts[0].standing == one.parts[0].checked == "Who spoke first?"
 
 
 @pytest.mark.parametrize(
@@ -55,9 +57,13 @@ def test_what_a_question_asks_for_is_read_from_its_question_phrase():
         ("When did the talks resume?", "time"),
         ("Which year was the label founded?", "time"),
         ("Who spoke first?", "name"),
+        ("Where did the plane land?", "place"),
+        ("In which city were the talks held?", "place"),
+        # a clause of time before the question phrase is not the question
+        ("When the Bank of England held rates, which economist spoke?", "name"),
         # the question phrase after a lead-in decides, not the lead-in's words
         ("Campaigners went to the High Court. Which judge was expected to rule?", "name"),
-        ("The viewer who sued the network - which city does he live in?", "name"),
+        ("The viewer who sued the network - which city does he live in?", "place"),
         ("Why did the minister resign?", None),
     ],
 )

@@ -215,7 +215,14 @@ function addAnswerTurn() {
             element("strong", { text: "Why: " }), final.abstain_reason || "no reason given"));
         } else {
           const articles = new Set(final.citations.map((c) => c.document_id)).size;
-          status.textContent = `Answer, checked against ${articles} article${articles === 1 ? "" : "s"}`;
+          const missing = (final.parts || []).filter((p) => !p.answered);
+          status.textContent = missing.length
+            ? `Partly answered: ${missing.length} of ${final.parts.length} parts not in the articles`
+            : `Answer, checked against ${articles} article${articles === 1 ? "" : "s"}`;
+          if (missing.length) {
+            turn.classList.add("partial");
+            extra.append(partsList(final.parts));
+          }
           extra.append(sourcesList(final.citations));
         }
         const rewritten = final.rewritten_question;
@@ -232,6 +239,16 @@ function addAnswerTurn() {
       stickToBottom(() => extra.append(element("p", { class: "error", role: "alert", text: message })));
     },
   };
+}
+
+function partsList(parts) {
+  // Each thing the question asked, and whether the articles answer it: a half answer must
+  // never read as a whole one.
+  return element("ul", { class: "parts", "aria-label": "Parts of the question" }, ...parts.map((part) =>
+    element("li", { class: part.answered ? "part answered" : "part missing" },
+      element("strong", { text: part.answered ? "Answered: " : "Not in the articles: " }),
+      element("q", { text: part.question }),
+      part.answered ? "" : element("span", { class: "part-reason", text: ` (${part.reason})` }))));
 }
 
 function sourcesList(citations) {

@@ -1,6 +1,6 @@
-"""The answer path: prompt, parse, verify, repairs, answerer."""
+"""The answer pipeline (rag.answer.pipeline) and its parts."""
 
-from rag.answer.answerer import NOT_FOUND, AnswerEvent, Answerer
+from rag.answer.pipeline import NOT_FOUND, AnswerEvent, AnswerPipeline
 from rag.answer.prompt import SentenceSelector
 
-__all__ = ["NOT_FOUND", "AnswerEvent", "Answerer", "SentenceSelector"]
+__all__ = ["NOT_FOUND", "AnswerEvent", "AnswerPipeline", "SentenceSelector"]

@@ -7,7 +7,6 @@ the slow part on a CPU) and makes every quote verbatim by construction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,37 +151,6 @@ class SentenceSelector:
             + self._kind_weight * gives_kind
         )
         return [(candidates[i], vectors[1 + i]) for i in np.argsort(-score, kind="stable")]
-
-
-def reading_on(
-    numbered: NumberedSentences, passages: list[Passage], number: int, count: int,
-    next_chunk: Callable[[Passage], Passage | None] | None = None,
-) -> tuple[list[Passage], NumberedSentences] | None:
-    """The shown sentence ``number`` and the ``count`` sentences after it in its article,
-    numbered afresh: a report often restates its subject in one sentence and gives the
-    particulars (who, where, how much) in the next, which shares few words with the question.
-    Read from the sentence's passage, then from the chunk after it (``next_chunk``), which joins
-    the passages returned; None when nothing follows."""
-    sentence = numbered.shown.get(number)
-    if sentence is None:
-        return None
-    passages = list(passages)
-    read_to = passages[sentence.passage].start + sentence.end
-    following: list[_Candidate] = []
-    index = sentence.passage
-    while True:
-        current = passages[index]
-        following += [
-            _Candidate(index, c.start, c.end) for c in _candidates([current]) if current.start + c.start >= read_to
-        ][: count - len(following)]
-        if len(following) >= count or next_chunk is None or (after := next_chunk(current)) is None:
-            break
-        passages.append(after)
-        index = len(passages) - 1
-    if not following:
-        return None
-    cited = _Candidate(sentence.passage, sentence.start, sentence.end)
-    return passages, number_sentences(passages, [cited, *following])
 
 
 def build_messages(question: str, numbered: NumberedSentences) -> list[dict]:

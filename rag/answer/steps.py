@@ -1,23 +1,18 @@
-"""Named, switchable steps (RAG_ANSWER_STEPS): repairs that offer a second reply when
-verification rejects the model's (each verified like the model's own), and other_version, which
-adds another article's sentence on the same point beside an accepted answer. Each is measured
-on and off in docs/answer-steps.md."""
+"""The answer pipeline's switchable steps that offer a second reading when verification rejects
+the model's reply (RAG_ANSWER__STEPS; each second reply is verified like the model's own, and
+each step is measured on and off in docs/answer-steps.md): reanchor cites the shown sentences
+that hold the answer's words; reading_on (the read_on step) shows the model what follows the
+sentence it cited. The confirm step, a check rather than a second reading, is rag.answer.confirm."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rag.answer.parse import ModelReply
-from rag.answer.prompt import NumberedSentences, ShownSentence
+from rag.answer.prompt import NumberedSentences, _Candidate, _candidates, number_sentences
 from rag.answer.verify import Verdict
-from rag.config import ANSWER_STEPS
 from rag.models import Passage
 from rag.text import content_terms
-
-REANCHOR, QUOTE_EVIDENCE, OTHER_VERSION, ANSWER_PARTS, READ_ON = ANSWER_STEPS
-
-Repair = Callable[[ModelReply, Verdict, NumberedSentences, list[Passage], str], ModelReply | None]
-
 
 MAX_ADDED_SENTENCES = 2
 
@@ -46,39 +41,32 @@ def reanchor(reply: ModelReply, verdict: Verdict, numbered: NumberedSentences, p
     return None if missing else ModelReply(tuple(cited + chosen), reply.answer)
 
 
-def quote_evidence(reply: ModelReply, verdict: Verdict, numbered: NumberedSentences, passages: list[Passage], question: str) -> ModelReply | None:
-    """The first sentence the model cited, quoted as the answer, when the model's own words are
-    not all in it or only repeat the question: the model found the sentence but did not put its
-    answer in the sentence's words."""
-    if not (verdict.unsupported or verdict.adds_nothing):
+def reading_on(
+    numbered: NumberedSentences, passages: list[Passage], number: int, count: int,
+    next_chunk: Callable[[Passage], Passage | None] | None = None,
+) -> tuple[list[Passage], NumberedSentences] | None:
+    """The shown sentence ``number`` and the ``count`` sentences after it in its article,
+    numbered afresh: a report often restates its subject in one sentence and gives the
+    particulars (who, where, how much) in the next, which shares few words with the question.
+    Read from the sentence's passage, then from the chunk after it (``next_chunk``), which joins
+    the passages returned; None when nothing follows."""
+    sentence = numbered.shown.get(number)
+    if sentence is None:
         return None
-    cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
-    if not cited:
+    passages = list(passages)
+    read_to = passages[sentence.passage].start + sentence.end
+    following: list[_Candidate] = []
+    index = sentence.passage
+    while True:
+        current = passages[index]
+        following += [
+            _Candidate(index, c.start, c.end) for c in _candidates([current]) if current.start + c.start >= read_to
+        ][: count - len(following)]
+        if len(following) >= count or next_chunk is None or (after := next_chunk(current)) is None:
+            break
+        passages.append(after)
+        index = len(passages) - 1
+    if not following:
         return None
-    text = " ".join(cited[0].text_in(passages).split())
-    return ModelReply((cited[0].number,), f"“{text.rstrip('.')}”")
-
-
-REPAIRS: dict[str, Repair] = {REANCHOR: reanchor, QUOTE_EVIDENCE: quote_evidence}
-
-
-def other_version(
-    evidence: tuple[ShownSentence, ...], numbered: NumberedSentences, passages: list[Passage], min_similarity: float,
-) -> ShownSentence | None:
-    """The shown sentence of another article closest to a sentence the answer cites, if at least
-    ``min_similarity`` (cosine) close: the same point in the other article's words, where a
-    figure, a time or a spelling may differ from the version the model reported."""
-    cited_documents = {passages[s.passage].document_id for s in evidence}
-    best: tuple[float, ShownSentence] | None = None
-    for sentence in evidence:
-        ours = numbered.vectors.get(sentence.number)
-        if ours is None:
-            continue
-        for number, other in numbered.shown.items():
-            vector = numbered.vectors.get(number)
-            if vector is None or passages[other.passage].document_id in cited_documents:
-                continue
-            similarity = float(ours @ vector)
-            if similarity >= min_similarity and (best is None or similarity > best[0]):
-                best = (similarity, other)
-    return best[1] if best else None
+    cited = _Candidate(sentence.passage, sentence.start, sentence.end)
+    return passages, number_sentences(passages, [cited, *following])

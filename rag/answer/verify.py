@@ -12,8 +12,8 @@ An answer holds when
 - and it bears on the question: the cited articles' retrieved text and titles hold at least
   ``min_question_share`` of the question's content words, so an answer lifted from an article
   about something else is not given, and (``question_figures``) every figure of the question;
-- (``answer_type``, for a question asking one thing) it holds a figure when asked "how many" or
-  "how much", a figure or a word of time when asked "when", more than a time when asked "where";
+- (``type_check``) it holds a figure when its part asks for one ("how many", "how tall"), a figure
+  or a word of time when asked "when", more than a time when asked "where";
 - (``restated_words``) the words it repeats from the question are in its cited sentences too, or
   in its evidence's titles: an answer that puts the question's subject on another subject's
   fact ("X was founded in 1984" from "Y was founded in 1984") does not hold.
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from rag.answer.parse import ModelReply
 from rag.answer.prompt import NumberedSentences, ShownSentence
 from rag.models import Passage
-from rag.questions import asks_for
+from rag.config import AnswerSettings
+from rag.questions import PartPlan
 from rag.text import COUNT_WORDS, TIME_WORDS, content_terms, is_number
 
 
@@ -85,17 +86,16 @@ def figures_missing(question: str, passages: list[Passage], documents: set[str])
     return sorted(t for t in content_terms(question) if is_number(t) and t not in present)
 
 
-def expected_type_missing(question: str, answer: str) -> str | None:
-    """What the answer lacks that the question asks for: a figure for "how many" or "how much",
-    a figure or a word of time for "when", something besides a time for "where" (None when it
-    has it, or the question asks none of these)."""
+def expected_type_missing(kind: str | None, answer: str) -> str | None:
+    """What the answer lacks that its part asks for (rag.questions.asked_kind): a figure or a
+    count word for a figure, a figure or a word of time for a time, something besides a time for
+    a place (None when it has it, or the part asks none of these)."""
     has_figure = any(ch.isdigit() for ch in answer)
-    asked = asks_for(question)
-    if "place" in asked and not content_terms(re.sub(r"\d", " ", TIME_WORDS.sub(" ", answer))):
+    if kind == "place" and not content_terms(re.sub(r"\d", " ", TIME_WORDS.sub(" ", answer))):
         return "a place"
-    if "amount" in asked and not (has_figure or COUNT_WORDS.search(answer)):
+    if kind == "figure" and not (has_figure or COUNT_WORDS.search(answer)):
         return "a figure"
-    if "time" in asked and not (has_figure or TIME_WORDS.search(answer)):
+    if kind == "time" and not (has_figure or TIME_WORDS.search(answer)):
         return "a time"
     return None
 
@@ -108,11 +108,11 @@ def _as_written(answer: str, terms: set[str]) -> list[str]:
 
 
 def verify(
-    reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], question: str,
-    min_question_share: float, question_figures: bool = True, answer_type: bool = False,
-    min_sentence_share: float = 0.0, whole_question: str = "", restated_words: bool = False,
+    reply: ModelReply, numbered: NumberedSentences, passages: list[Passage], part: PartPlan,
+    whole_question: str, settings: AnswerSettings,
 ) -> Verdict:
-    """``question`` is what the answer answers (one part of a two-part ``whole_question``)."""
+    """Whether ``reply`` answers ``part`` of ``whole_question`` from the sentences it cites."""
+    question = part.checked
     cited = [numbered.shown[n] for n in reply.sentences if n in numbered.shown]
     if not cited:
         return _rejected("the answer cites no sentence the model was shown")
@@ -128,26 +128,26 @@ def verify(
             unsupported=unsupported,
         )
     evidence = tuple(s for s in cited if content_terms(texts[s.number]) & added)
-    if restated_words:
+    if settings.restated_words:
         if restated := content_terms(reply.answer) - added - held - _title_terms(evidence, passages):
             return _rejected(
                 "the cited sentences do not say " + ", ".join(_as_written(reply.answer, restated)),
                 unsupported=tuple(sorted(restated)),
             )
-    if (on_point := sentence_share(question, list(evidence), passages)) < min_sentence_share:
+    if (on_point := sentence_share(question, list(evidence), passages)) < settings.min_sentence_share:
         return _rejected(
             f"the sentences that give the answer hold {on_point:.0%} of the question's words",
             sentence_share=on_point,
         )
     documents = {passages[s.passage].document_id for s in cited}
-    if answer_type and (lacking := expected_type_missing(question, reply.answer)):
+    if settings.type_check and (lacking := expected_type_missing(part.kind, reply.answer)):
         return _rejected(f"the question asks for {lacking} and the answer gives none")
     share = question_share(question, passages, documents)
-    if question_figures and (missing := figures_missing(question, passages, documents)):
+    if settings.question_figures and (missing := figures_missing(question, passages, documents)):
         return _rejected(
             "the cited articles never give the question's " + ", ".join(missing), question_share=share,
         )
-    if share < min_question_share:
+    if share < settings.min_question_share:
         return _rejected(
             f"the cited articles hold {share:.0%} of the question's words", question_share=share,
         )
