@@ -71,6 +71,25 @@ async def authorize(
 CallerDep = Annotated[Caller, Depends(authorize)]
 
 
+class KeyRequired:
+    """A pure ASGI wrapper asking an app routed beside the routers (the MCP endpoint) for the
+    same key as `authorize`, with the same 401s."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            try:
+                await authorize(request, await _bearer(request))
+            except HTTPException as exc:
+                refusal = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class QuestionQuota:
     """At most ``per_minute`` questions per caller in any 60 seconds (a sliding window)."""
 

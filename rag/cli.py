@@ -244,6 +244,20 @@ def serve(app: Context, host: str | None, port: int | None) -> None:
     uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
 
 
+@cli.command()
+@pass_context
+def mcp(app: Context) -> None:
+    """Serve the archive's MCP tools (search, ask, get_document, list_documents) over stdio, for
+    Claude Desktop, IDE agents and other MCP clients (ingests the seed articles into an empty
+    store first, as `rag serve` does). Nothing but the protocol is written to stdout."""
+    from api.mcp_server import build_mcp_server
+
+    service = app.service
+    service.seed_if_empty()
+    service.start_llm()  # the embedded model loads while the client connects
+    build_mcp_server(lambda: service).run("stdio")
+
+
 def is_loopback(host: str) -> bool:
     if host.strip("[]").lower() == "localhost":
         return True
@@ -281,3 +295,7 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
