@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from starlette.routing import Route
 
-from api.auth import KeyRequired, QuestionQuota, RequestSizeLimit, authorize
+from api.auth import KeyRequired, QuestionQuota, RequestSizeLimit, authorize, question_counter
 from api.chat_routes import router as chat_router
 from api.mcp_server import build_mcp_server, streamable_http_endpoint
 from api.routes import health_router, router
@@ -48,7 +48,6 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     ``uvicorn --factory api.app:create_app`` uses that path. The trust boundary (keys, limits,
     CORS) comes from the service's settings."""
     settings = service.settings if service is not None else (settings or Settings())
-    mcp = build_mcp_server(lambda: app.state.service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,6 +78,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
     app.state.question_quota = QuestionQuota(settings.questions_per_minute)
+    mcp = build_mcp_server(lambda: app.state.service, question_counter(app.state.question_quota))
     protected = [Depends(authorize)]  # a no-op without keys
     app.include_router(health_router)
     app.include_router(router, dependencies=protected)

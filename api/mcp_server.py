@@ -56,9 +56,12 @@ def _rag_errors_as_tool_errors(tool: Callable) -> Callable:
     return reported
 
 
-def build_mcp_server(service: Callable[[], RagService]) -> MCPServer:
+def build_mcp_server(
+    service: Callable[[], RagService], count_question: Callable[[], None] = lambda: None
+) -> MCPServer:
     """The MCP server over the service ``service()`` returns (called at each tool call: the
-    app builds its service at startup, after the server exists)."""
+    app builds its service at startup, after the server exists). ``count_question`` runs
+    before each `ask` and may refuse it with a RagError (the API's per-key quota)."""
     server = MCPServer(name="rag-news", version=__version__, instructions=INSTRUCTIONS)
 
     def search_filter(document_ids, where, date_from, date_to):
@@ -89,6 +92,7 @@ def build_mcp_server(service: Callable[[], RagService]) -> MCPServer:
         """Answer a question from the articles, with citations that were checked: each citation's
         quote is the article's text between its start and end offsets ([n] in the answer marks
         it). When the articles do not say, the answer abstains and gives the reason."""
+        count_question()
         answer = service().ask(question, top_k, search_filter(document_ids, where, date_from, date_to))
         # Every field of the Answer, whatever it carries (per-part status included), so that
         # what the service adds reaches assistants too; the passages only when asked for.

@@ -135,3 +135,27 @@ def test_mcp_asks_for_the_api_key(keyed_server, fake_llm):
                 assert answer["abstained"] is True and answer["citations"] == []
 
     anyio.run(run)
+
+
+def test_mcp_questions_count_against_the_key_quota(tmp_path, embedder, fake_llm):
+    service = build_answering(tmp_path / "quota", embedder, fake_llm, api_key="sesame,other",
+                              questions_per_minute=1)
+
+    async def ask(url: str, key: str):
+        async with http_session(url, key) as session:
+            await session.initialize()
+            return await session.call_tool("ask", {"question": "Who won the 1966 World Cup?"})
+
+    try:
+        with serving(create_app(service)) as url:
+            fake_llm.script(NOT_FOUND_REPLY, NOT_FOUND_REPLY)
+            assert not anyio.run(ask, url, "sesame").is_error
+            refused = anyio.run(ask, url, "sesame")
+            assert refused.is_error and "too many questions: at most 1 a minute" in refused.content[0].text
+            # The same quota as the API's: this key's next /v1/ask is over it too; another key is not.
+            over = httpx.post(f"{url}/v1/ask", json={"question": "Who won?"}, headers={"Authorization": "Bearer sesame"})
+            assert over.status_code == 429
+            assert not anyio.run(ask, url, "other").is_error
+    finally:
+        service.close()
+        SharedSystemClient.clear_system_cache()
