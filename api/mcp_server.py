@@ -6,10 +6,12 @@ the API's keys. Built with the official SDK's MCPServer (FastMCP in the SDK's 1.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
+import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -57,12 +59,22 @@ def _rag_errors_as_tool_errors(tool: Callable) -> Callable:
 
 
 def build_mcp_server(
-    service: Callable[[], RagService], count_question: Callable[[], None] = lambda: None
+    service: Callable[[], RagService], count_question: Callable[[], None] = lambda: None,
+    on_start: Callable[[], None] | None = None,
 ) -> MCPServer:
     """The MCP server over the service ``service()`` returns (called at each tool call: the
     app builds its service at startup, after the server exists). ``count_question`` runs
-    before each `ask` and may refuse it with a RagError (the API's per-key quota)."""
-    server = MCPServer(name="rag-news", version=__version__, instructions=INSTRUCTIONS)
+    before each `ask` and may refuse it with a RagError (the API's per-key quota). ``on_start``
+    runs (in a thread) once the server runs: over stdio, once stdin and stdout are the
+    protocol's alone, so nothing it starts can read or write them."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer) -> AsyncIterator[None]:
+        if on_start is not None:
+            await anyio.to_thread.run_sync(on_start)
+        yield
+
+    server = MCPServer(name="rag-news", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 
     def search_filter(document_ids, where, date_from, date_to):
         return FilterFields(document_ids=document_ids, where=where, date_from=date_from,

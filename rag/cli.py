@@ -253,9 +253,12 @@ def mcp(app: Context) -> None:
     from api.mcp_server import build_mcp_server
 
     service = app.service
-    service.seed_if_empty()
-    service.start_llm()  # the embedded model loads while the client connects
-    build_mcp_server(lambda: service).run("stdio")
+
+    def start() -> None:
+        service.seed_if_empty()
+        service.start_llm()  # the embedded model loads in the background
+
+    build_mcp_server(lambda: service, on_start=start).run("stdio")
 
 
 def is_loopback(host: str) -> bool:
