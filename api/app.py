@@ -12,7 +12,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-
 from starlette.routing import Route
 
 from api.auth import KeyRequired, QuestionQuota, RequestSizeLimit, authorize, question_counter

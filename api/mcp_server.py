@@ -31,7 +31,9 @@ INSTRUCTIONS = (
     "abstains when the articles do not say; `get_document` reads an article; `list_documents` "
     "lists them. Cite the archive's quotes and document ids rather than your own knowledge."
 )
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+# An answer is the model's: asked twice, the same question may be answered in other words.
+READ_ONLY_GENERATED = READ_ONLY.model_copy(update={"idempotent_hint": False})
 
 # The filters /v1/retrieve and /v1/ask take, as tool parameters.
 DocumentIds = Annotated[list[str] | None, Field(description="Only these documents (or their aliases).")]
@@ -93,7 +95,7 @@ def build_mcp_server(
         passages = service().retrieve(query, top_k, search_filter(document_ids, where, date_from, date_to))
         return RetrieveResponse(query=query, passages=passages)
 
-    @server.tool(annotations=READ_ONLY.model_copy(update={"idempotentHint": False}))
+    @server.tool(annotations=READ_ONLY_GENERATED)
     @_rag_errors_as_tool_errors
     def ask(
         question: Annotated[str, Field(min_length=1, description="A question about the news articles.")],

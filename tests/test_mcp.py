@@ -37,6 +37,8 @@ async def exercise(session: ClientSession, fake_llm) -> None:
     await session.initialize()
     tools = {tool.name: tool for tool in (await session.list_tools()).tools}
     assert set(tools) == TOOLS
+    assert all(tool.annotations.read_only_hint for tool in tools.values())
+    assert tools["ask"].annotations.idempotent_hint is False and tools["search"].annotations.idempotent_hint
     assert {"query", "top_k", "document_ids", "where", "date_from", "date_to"} <= set(
         tools["search"].input_schema["properties"])
 
