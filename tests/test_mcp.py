@@ -4,6 +4,7 @@ real uvicorn serving create_app, behind the API's keys."""
 
 import json
 import os
+import subprocess
 import sys
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from api.app import create_app
-from tests.conftest import DOC_A, DOC_B, REPO, SEEDS, build_answering, serving
+from tests.conftest import DOC_A, DOC_B, REPO, SEEDS, build_answering, free_port, serving, stop, wait_until_ok
 from tests.fake_llm import NOT_FOUND_REPLY, asgi_app, cite
 
 TOOLS = {"search", "ask", "get_document", "list_documents"}
@@ -161,3 +162,29 @@ def test_mcp_questions_count_against_the_key_quota(tmp_path, embedder, fake_llm)
     finally:
         service.close()
         SharedSystemClient.clear_system_cache()
+
+
+def test_rag_serve_serves_mcp_over_the_service_it_builds(tmp_path):
+    """The app that builds its own service at startup (`rag serve`) runs the MCP sessions in its
+    lifespan and hands the tools that service."""
+    port = free_port()
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_SEED_DIR": str(SEEDS),
+           "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1", "RAG_LLM_MAX_RETRIES": "0", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def run(url: str) -> None:
+        with anyio.fail_after(60):
+            async with http_session(url) as session:
+                await session.initialize()
+                listed = structured(await session.call_tool("list_documents", {}))
+                assert {d["id"] for d in listed["documents"]} == {DOC_A, DOC_B}
+                down = await session.call_tool("ask", {"question": SURRENDER_Q})
+                assert down.is_error and "cannot reach the LLM at http://127.0.0.1:9/v1" in down.content[0].text
+
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(f"{url}/healthz", process, 120)
+        anyio.run(run, url)
+    finally:
+        stop(process)
