@@ -12,12 +12,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
-from api.auth import QuestionQuota, RequestSizeLimit, authorize
+from api.auth import KeyRequired, QuestionQuota, RequestSizeLimit, authorize, question_counter
 from api.chat_routes import router as chat_router
+from api.mcp_server import build_mcp_server, streamable_http_endpoint
 from api.routes import health_router, router
 from api.web_routes import add_web_page
 from rag import __version__
+from rag.cli import is_loopback
 from rag.config import Settings
 from rag.errors import RagError
 from rag.service import RagService
@@ -59,7 +62,8 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
                 # The keyword index is loaded (or built) while the service already answers
                 # /healthz; a first search waits for it rather than building its own.
                 threading.Thread(target=app.state.service.retriever.keyword_index, daemon=True).start()
-            yield
+            async with mcp.session_manager.run():  # the MCP endpoint's sessions live in the app's
+                yield
         finally:
             if owned:
                 app.state.service.close()
@@ -73,10 +77,14 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
     app.state.question_quota = QuestionQuota(settings.questions_per_minute)
+    mcp = build_mcp_server(lambda: app.state.service, question_counter(app.state.question_quota))
     protected = [Depends(authorize)]  # a no-op without keys
     app.include_router(health_router)
     app.include_router(router, dependencies=protected)
     app.include_router(chat_router, dependencies=protected)
+    # The MCP tools over streamable HTTP (api/mcp_server.py), behind the same keys.
+    endpoint = streamable_http_endpoint(mcp, loopback=is_loopback(settings.host))
+    app.router.routes.append(Route("/mcp", KeyRequired(endpoint), include_in_schema=False))
     add_web_page(app)  # the page asks for the key itself
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:

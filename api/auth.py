@@ -9,6 +9,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rag.config import Settings
+from rag.errors import TooManyQuestionsError
 
 # auto_error=False: a missing key is our 401 with a message, not FastAPI's 403. Declaring the
 # scheme also gives the OpenAPI page its "Authorize" button.
@@ -71,6 +73,30 @@ async def authorize(
 CallerDep = Annotated[Caller, Depends(authorize)]
 
 
+# Who sent the request an app routed beside the routers is serving (see KeyRequired).
+_caller: ContextVar[Caller | None] = ContextVar("rag_api_caller", default=None)
+
+
+class KeyRequired:
+    """A pure ASGI wrapper asking an app routed beside the routers (the MCP endpoint) for the
+    same key as `authorize`, with the same 401s; the caller is then known to what the app runs
+    for the request (``question_counter``)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            try:
+                _caller.set(await authorize(request, await _bearer(request)))
+            except HTTPException as exc:
+                refusal = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class QuestionQuota:
     """At most ``per_minute`` questions per caller in any 60 seconds (a sliding window)."""
 
@@ -106,6 +132,21 @@ async def count_question(request: Request, caller: CallerDep) -> None:
             f"try again in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
+
+
+def question_counter(quota: QuestionQuota) -> Callable[[], None]:
+    """For an app behind KeyRequired (the MCP `ask` tool): count a question of the caller
+    against the same quota as `count_question`, raising TooManyQuestionsError over it."""
+
+    def count() -> None:
+        caller = _caller.get()
+        wait = quota.take(caller.name if caller else "unknown caller")
+        if wait:
+            raise TooManyQuestionsError(
+                f"too many questions: at most {quota.per_minute} a minute; try again in {max(1, math.ceil(wait))} s"
+            )
+
+    return count
 
 
 class RequestSizeLimit:

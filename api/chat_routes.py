@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextvars import Context
+from dataclasses import dataclass
 from itertools import chain
 
 from fastapi import APIRouter, Depends
@@ -19,58 +22,122 @@ from api.schemas import (
     ChatCompletion,
     ChatCompletionMessage,
     ChatCompletionRequest,
+    ChatUsage,
     ModelCard,
     ModelList,
 )
+from rag import __version__
 from rag.chat import ChatMessage
+from rag.chat_cli import source_line
 from rag.errors import RagError
-from rag.llm import GenerationOptions
-from rag.models import Answer
+from rag.llm import GenerationOptions, TokenUsage, count_usage
+from rag.models import Answer, Citation
+from rag.service import RagService
 
 SERVICE_MODEL = "rag-news"
+# The same answers with a "Sources:" block appended to the text, for clients that show only the
+# message content (llm, Open WebUI, LlamaIndex): a model name, since every client can pick one.
+SOURCES_MODEL = "rag-news+sources"
 router = APIRouter(tags=["chat"], responses=ERRORS)
 
 
 @router.get("/v1/models")
 def list_models() -> ModelList:
-    return ModelList(data=[ModelCard(id=SERVICE_MODEL)])
+    return ModelList(data=[ModelCard(id=SERVICE_MODEL), ModelCard(id=SOURCES_MODEL)])
+
+
+def sources_block(citations: list[Citation]) -> str:
+    """The citations as text a chat client shows under the answer ("" without any)."""
+    if not citations:
+        return ""
+    lines = [f"- [{c.ref}] {source_line(c)}: \u201c{c.quote}\u201d" for c in citations]
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def system_fingerprint(service: RagService) -> str:
+    """Names the configuration that answered (version, model, answer steps), as OpenAI's does."""
+    s = service.settings
+    configuration = f"{__version__}|{s.llm_model}|{','.join(sorted(s.answer_step_set))}"
+    return "fp_" + hashlib.sha256(configuration.encode()).hexdigest()[:12]
+
+
+def _usage(usage: TokenUsage) -> ChatUsage:
+    return ChatUsage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                     total_tokens=usage.total_tokens)
+
+
+def _in_context(context: Context, events: Iterator) -> Iterator:
+    """``events``, each one produced inside ``context`` (its LLM calls counted there)."""
+    while True:
+        try:
+            yield context.run(next, events)
+        except StopIteration:
+            return
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)])
 async def chat_completions(body: ChatCompletionRequest, service: ServiceDep):
     """Answers the last user message (rewritten from the history into a standalone question)
-    with verified citations. With `stream: true`, server-sent events in OpenAI's chunk shape;
-    the final chunk carries `citations`."""
+    with verified citations, in OpenAI's chat.completion shape with `usage`. With `stream: true`,
+    server-sent events in OpenAI's chunk shape; the final chunk carries `citations`, and with
+    `stream_options.include_usage` one more chunk carries `usage`. The model `rag-news+sources`
+    also appends the citations to the text as a "Sources:" block."""
     messages = [ChatMessage(role=m.role, content=m.text()) for m in body.messages]
     options = GenerationOptions(temperature=body.temperature, max_tokens=body.max_tokens)
-    question, events = await run_in_threadpool(service.chat, messages, options, body.top_k, body.search_filter())
+    usage = TokenUsage()
+    counted = count_usage(usage)  # every LLM call of this answer adds its tokens to usage
+    question, events = await run_in_threadpool(
+        counted.run, service.chat, messages, options, body.top_k, body.search_filter()
+    )
+    events = _in_context(counted, events)
     # The first event is awaited here, so an unreachable LLM is a 503, not a broken stream.
     first = await run_in_threadpool(next, events)
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    reply = _Reply(
+        id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()),
+        model=SOURCES_MODEL if body.model == SOURCES_MODEL else SERVICE_MODEL,
+        fingerprint=system_fingerprint(service), usage=usage,
+    )
     if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
         return StreamingResponse(
-            _sse(chain([first], events), question, completion_id, created), media_type="text/event-stream"
+            _sse(chain([first], events), question, reply, include_usage), media_type="text/event-stream"
         )
     answer = first if isinstance(first, Answer) else next(e for e in events if isinstance(e, Answer))
+    content = answer.answer + (sources_block(answer.citations) if reply.model == SOURCES_MODEL else "")
     return ChatCompletion(
-        id=completion_id, created=created, model=SERVICE_MODEL,
-        choices=[ChatChoice(message=ChatCompletionMessage(content=answer.answer))],
+        id=reply.id, created=reply.created, model=reply.model, system_fingerprint=reply.fingerprint,
+        choices=[ChatChoice(message=ChatCompletionMessage(content=content))], usage=_usage(usage),
         citations=answer.citations, abstained=answer.abstained, abstain_reason=answer.abstain_reason,
         parts=answer.parts, rewritten_question=question, passages=answer.passages,
     )
 
 
-def _sse(events: Iterator[str | Answer], question: str, completion_id: str, created: int) -> Iterator[str]:
-    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                "model": SERVICE_MODEL,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+@dataclass(frozen=True)
+class _Reply:
+    """What every chunk of one reply repeats, and the usage counted while it is written."""
+
+    id: str
+    created: int
+    model: str
+    fingerprint: str
+    usage: TokenUsage
+
+
+def _sse(events: Iterator[str | Answer], question: str, reply: _Reply, include_usage: bool) -> Iterator[str]:
+    def chunk(delta: dict | None, finish: str | None = None, **extra) -> str:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        body = {"id": reply.id, "object": "chat.completion.chunk", "created": reply.created,
+                "model": reply.model, "system_fingerprint": reply.fingerprint, "choices": choices, **extra}
+        if include_usage:
+            body.setdefault("usage", None)  # as OpenAI: null on every chunk but the last
         return f"data: {json.dumps(body)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
     try:
         for event in events:
             if isinstance(event, Answer):
+                if reply.model == SOURCES_MODEL and event.citations:
+                    yield chunk({"content": sources_block(event.citations)})
                 yield chunk({}, "stop", citations=[c.model_dump() for c in event.citations],
                             abstained=event.abstained, abstain_reason=event.abstain_reason,
                             parts=[p.model_dump() for p in event.parts], rewritten_question=question, passages=[p.model_dump() for p in event.passages])
@@ -78,4 +145,7 @@ def _sse(events: Iterator[str | Answer], question: str, completion_id: str, crea
                 yield chunk({"content": event})
     except RagError as exc:  # the stream has begun: report in-band, as OpenAI does
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': type(exc).__name__}})}\n\n"
+    else:
+        if include_usage:
+            yield chunk(None, usage=_usage(reply.usage).model_dump())
     yield "data: [DONE]\n\n"

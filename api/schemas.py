@@ -81,10 +81,18 @@ class ChatMessageIn(BaseModel):
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
 
 
+class StreamOptions(BaseModel):
+    include_usage: bool = Field(False, description="A last chunk with `usage` (and no choices).")
+
+
 class ChatCompletionRequest(FilterFields):
-    model: str | None = Field(None, description="Accepted for compatibility; the service answers.")
+    model: str | None = Field(
+        None, description="`rag-news`; `rag-news+sources` also appends a \"Sources:\" block of the "
+        "citations to the answer text. Any other name is accepted and answered as `rag-news`.",
+    )
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to give the model.")
@@ -99,6 +107,17 @@ class ChatChoice(BaseModel):
     index: int = 0
     message: ChatCompletionMessage
     finish_reason: Literal["stop"] = "stop"
+    logprobs: None = None
+
+
+class ChatUsage(BaseModel):
+    """Tokens the model read and wrote for this answer, over all its calls (a follow-up's
+    rewrite, the answer, a repair): as the model server reported them, or estimated at four
+    characters a token where it reported none."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatCompletion(BaseModel):
@@ -108,7 +127,9 @@ class ChatCompletion(BaseModel):
     object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
+    system_fingerprint: str
     choices: list[ChatChoice]
+    usage: ChatUsage
     citations: list[Citation]
     abstained: bool
     abstain_reason: str | None = None

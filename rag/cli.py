@@ -255,6 +255,23 @@ def serve(app: Context, host: str | None, port: int | None) -> None:
     uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
 
 
+@cli.command()
+@pass_context
+def mcp(app: Context) -> None:
+    """Serve the archive's MCP tools (search, ask, get_document, list_documents) over stdio, for
+    Claude Desktop, IDE agents and other MCP clients (ingests the seed articles into an empty
+    store first, as `rag serve` does). Nothing but the protocol is written to stdout."""
+    from api.mcp_server import build_mcp_server
+
+    service = app.service
+
+    def start() -> None:
+        service.seed_if_empty()
+        service.start_llm()  # the embedded model loads in the background
+
+    build_mcp_server(lambda: service, on_start=start).run("stdio")
+
+
 def is_loopback(host: str) -> bool:
     if host.strip("[]").lower() == "localhost":
         return True
@@ -292,3 +309,7 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         description="Structured-output style: json_schema (OpenAI, vLLM, llama.cpp's server), "
         "json_object with a schema (older llama.cpp servers), none (prompt only); auto: json_schema.",
     )
+    llm_stream_usage: bool = Field(
+        True,
+        description="Ask the endpoint to report token usage at the end of a streamed reply "
+        "(stream_options.include_usage; OpenAI, vLLM and llama.cpp's server do). Off for a server "
+        "that refuses the field; usage is then estimated.",
+    )
     llm_concurrency: int = Field(
         0, ge=0, le=64,
         description="Generations in flight at once; more wait their turn (0: 1 for the embedded "

@@ -44,6 +44,12 @@ class NotFoundError(RagError):
     status_code = 404
 
 
+class TooManyQuestionsError(RagError):
+    """A caller over its questions-per-minute quota."""
+
+    status_code = 429
+
+
 class ServiceUnavailableError(RagError):
     """An outside system the request needs is down: the store or the LLM."""
 

@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import Context, ContextVar, copy_context
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,56 @@ class GenerationOptions:
 
     temperature: float | None = None
     max_tokens: int | None = None
+
+
+@dataclass
+class TokenUsage:
+    """The tokens an LLM read and wrote for one request, summed over its calls (a follow-up's
+    rewrite, the answer, a repair). A call whose endpoint reports no usage is estimated at four
+    characters a token (``estimated_calls`` counts those)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    estimated_calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, reported, messages: list[dict], reply: str) -> None:
+        self.calls += 1
+        if reported is not None and getattr(reported, "prompt_tokens", None) is not None:
+            self.prompt_tokens += reported.prompt_tokens
+            self.completion_tokens += reported.completion_tokens or 0
+            return
+        self.estimated_calls += 1
+        self.prompt_tokens += estimate_tokens("".join(m["content"] for m in messages))
+        self.completion_tokens += estimate_tokens(reply)
+
+
+def estimate_tokens(text: str) -> int:
+    """OpenAI's rule of thumb for English: about four characters a token."""
+    return (len(text) + 3) // 4
+
+
+# The usage of the request being served; every LLM call made in a context counted by
+# count_usage() adds its tokens there.
+_usage: ContextVar[TokenUsage | None] = ContextVar("rag_llm_usage", default=None)
+
+
+def count_usage(usage: TokenUsage) -> Context:
+    """A context in which every LLM call adds its tokens to ``usage``: run a request's steps
+    with ``context.run(...)`` (also across threads, one step at a time)."""
+    context = copy_context()
+    context.run(_usage.set, usage)
+    return context
+
+
+def _record(reported, messages: list[dict], reply: str) -> None:
+    usage = _usage.get()
+    if usage is not None:
+        usage.add(reported, messages, reply)
 
 
 class LLM:
@@ -180,10 +231,13 @@ class LLM:
         """The model's reply to ``messages``, asked to follow ``schema``. Raises
         LLMUnavailableError when the endpoint cannot be reached or refuses. ``in_turn``: the
         caller holds a turn() already."""
+        request = self._request(messages, schema, schema_name, options)
         with (nullcontext() if in_turn else self.turn()), self._errors():
-            response = self._openai().chat.completions.create(**self._request(messages, schema, schema_name, options))
+            response = self._openai().chat.completions.create(**request)
         choice = response.choices[0] if response.choices else None
-        return (choice.message.content or "") if choice else ""
+        content = (choice.message.content or "") if choice else ""
+        _record(response.usage, request["messages"], content)
+        return content
 
     def stream_text(
         self, messages: list[dict], options: GenerationOptions | None = None, in_turn: bool = False,
@@ -191,16 +245,22 @@ class LLM:
     ) -> Iterator[str]:
         """The model's reply to ``messages`` as it is generated, piece by piece: free text, or
         JSON following ``schema``. ``in_turn``: the caller holds a turn() already."""
+        request = self._request(messages, schema, "reply", options)
+        if self.settings.llm_stream_usage:
+            request["stream_options"] = {"include_usage": True}
+        pieces: list[str] = []
+        reported = None
         with (nullcontext() if in_turn else self.turn()), self._errors():
-            stream = self._openai().chat.completions.create(
-                **self._request(messages, schema, "reply", options), stream=True
-            )
+            stream = self._openai().chat.completions.create(**request, stream=True)
             try:
                 for chunk in stream:
+                    reported = getattr(chunk, "usage", None) or reported
                     if chunk.choices and chunk.choices[0].delta.content:
+                        pieces.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
             finally:
                 stream.close()  # a reader that stops early stops the generation too
+                _record(reported, request["messages"], "".join(pieces))
 
     def _where(self) -> str:
         return "the embedded server" if self.embedded else self.settings.llm_base_url

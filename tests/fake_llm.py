@@ -142,3 +142,28 @@ def _sse(content: str, model: str, piece: int = 7, begin: bool = True, end: bool
 def _interrupted(body: bytes):
     yield body[: len(body) // 3]
     raise KeyboardInterrupt
+
+
+def asgi_app(server: FakeChatServer):
+    """``server`` as an ASGI app, for a real uvicorn to serve it where a process other than the
+    test's needs the fake (RAG_LLM_BASE_URL at http://127.0.0.1:PORT/v1)."""
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        request = httpx.Request(scope["method"], f"http://fake-llm.test{scope['path']}",
+                                headers=[(k.decode(), v.decode()) for k, v in scope["headers"]], content=body)
+        response = server.transport.handle_request(request)
+        content = response.read()
+        headers = [(k.encode(), v.encode()) for k, v in response.headers.items()
+                   if k.lower() not in ("content-length", "transfer-encoding")]
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    return app

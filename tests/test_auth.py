@@ -118,7 +118,7 @@ def test_a_read_only_key_reads_but_cannot_write(api, fake_llm):
 def test_the_openai_client_sends_the_key(keyed):
     with serving(create_app(keyed)) as url:
         models = openai.OpenAI(base_url=f"{url}/v1", api_key=FULL, max_retries=0).models.list()
-        assert [m.id for m in models.data] == ["rag-news"]
+        assert [m.id for m in models.data] == ["rag-news", "rag-news+sources"]
         with pytest.raises(openai.AuthenticationError) as refused:
             openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
         assert "invalid API key" in str(refused.value)

@@ -127,7 +127,7 @@ def test_llm_down_is_503_streamed_or_not(api, fake_llm):
 
 def test_official_openai_client_against_uvicorn(live_server, fake_llm):
     client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="unused", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["rag-news"]
+    assert [m.id for m in client.models.list()] == ["rag-news", "rag-news+sources"]
 
     fake_llm.script(cite(SURRENDER_QUOTE, "430 Ukrainian soldiers surrendered."))
     completion = client.chat.completions.create(
