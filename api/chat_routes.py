@@ -57,7 +57,7 @@ def sources_block(citations: list[Citation]) -> str:
 def system_fingerprint(service: RagService) -> str:
     """Names the configuration that answered (version, model, answer steps), as OpenAI's does."""
     s = service.settings
-    configuration = f"{__version__}|{s.llm_model}|{','.join(sorted(s.answer_step_set))}"
+    configuration = f"{__version__}|{s.llm_model}|{','.join(sorted(step.value for step in s.answer.steps))}"
     return "fp_" + hashlib.sha256(configuration.encode()).hexdigest()[:12]
 
 

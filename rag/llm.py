@@ -103,6 +103,7 @@ class LLM:
         self._http_client = http_client
         self._embedded: EmbeddedLlamaServer | None = None
         self._client: openai.OpenAI | None = None
+        self._warmup_prompts: list[list[dict]] = []
         self._lock = threading.Lock()
         # Requests wait here, not in the server's queue, so waiting never eats into the timeout.
         self.concurrency = settings.llm_concurrency or (1 if self.embedded else 8)
@@ -119,12 +120,16 @@ class LLM:
         # llama.cpp's server, OpenAI and vLLM all take the standard json_schema form.
         return "json_schema"
 
-    def start(self, warmup_prompts: list[list[dict]] | None = None) -> None:
-        """Start the embedded server in the background (no-op for a remote endpoint); it is
-        ready once it has read ``warmup_prompts`` (the fixed prompts every answer begins with),
-        each in a slot of its own so that none evicts another's cached prefix."""
+    def warm_with(self, warmup_prompts: list[list[dict]]) -> None:
+        """The fixed prompts every answer begins with: the embedded server, whenever it starts,
+        reads each once before it reports ready, each in a slot of its own so that none evicts
+        another's cached prefix."""
+        self._warmup_prompts = warmup_prompts
+
+    def start(self) -> None:
+        """Start the embedded server in the background (no-op for a remote endpoint)."""
         if self.embedded:
-            self._embedded_server(warmup_prompts).start()
+            self._embedded_server().start()
 
     def status(self) -> Literal["ok", "unreachable", "starting", "unknown"]:
         if self.embedded:
@@ -141,7 +146,7 @@ class LLM:
             return "embedded: not started"
         return f"embedded: {self._embedded.runtime.describe()}"
 
-    def _embedded_server(self, warmup_prompts: list[list[dict]] | None = None) -> EmbeddedLlamaServer:
+    def _embedded_server(self) -> EmbeddedLlamaServer:
         with self._lock:
             if self._embedded is None:
                 runtimes = llm_runtime.choose(self.settings.llm_runtime)
@@ -154,7 +159,7 @@ class LLM:
                 path = self.settings.llm_model_path or packaged_model(self.settings.model_cache_dir)
                 if not path.is_file():
                     raise ModelFileError(f"RAG_LLM_MODEL_PATH {path} is not a file")
-                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings, runtimes, warmup_prompts)
+                self._embedded = EmbeddedLlamaServer(path, self.model, self.settings, runtimes, self._warmup_prompts)
             return self._embedded
 
     def base_url(self) -> str:

@@ -48,6 +48,7 @@ class RagService:
             settings.data_dir / "keyword-index" / settings.collection,
         )
         self.pipeline = self.answer_pipeline(settings.answer)
+        llm.warm_with(self.pipeline.warmup_prompts())
 
     def answer_pipeline(self, answer: AnswerSettings, selector: SentenceSelector | None = None) -> AnswerPipeline:
         """An answer pipeline on this service's store, retriever and model, with ``answer``'s
@@ -68,7 +69,7 @@ class RagService:
     def start_llm(self) -> None:
         """Start the embedded model in the background; it reports ready once it has read the
         fixed prompt every answer begins with (no-op for a remote endpoint)."""
-        self.llm.start(self.pipeline.warmup_prompts())
+        self.llm.start()
 
     def close(self) -> None:
         """Stop what the service started (the embedded LLM server)."""

@@ -93,7 +93,8 @@ def test_ready_means_the_fixed_prompt_is_already_read(tmp_path, model_cache):
     from rag.answer.prompt import SYSTEM_PROMPT, build_messages, warmup_messages
 
     llm = LLM(Settings(data_dir=model_cache))
-    llm.start([warmup_messages()])
+    llm.warm_with([warmup_messages()])
+    llm.start()
     try:
         base = llm.base_url()  # waits until ready
         assert llm.status() == "ok" and llm.runtime().startswith("embedded: ")
