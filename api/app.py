@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from api.auth import QuestionQuota, RequestSizeLimit, authorize
+from api.auth import QuestionQuota, RequestGuard, authorize
 from api.chat_routes import router as chat_router
 from api.routes import health_router, router
 from api.web_routes import add_web_page
@@ -78,7 +78,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     app.include_router(router, dependencies=protected)
     app.include_router(chat_router, dependencies=protected)
     add_web_page(app)  # the page asks for the key itself
-    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestGuard, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

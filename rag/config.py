@@ -183,9 +183,16 @@ class Settings(BaseSettings):
         description="Origins (comma-separated) whose pages may call the API from a browser; "
         "empty: same origin only (the web page is served by the app itself).",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (comma-separated) the server answers to besides its loopback names "
+        "and RAG_HOST, when there is no API key; another Host header gets HTTP 403, so a web page "
+        "cannot reach the server through a name it controls (DNS rebinding). `*`: any.",
+    )
     max_request_bytes: int = Field(
         4_000_000, ge=1,
-        description="Largest accepted request body (by its Content-Length); larger gets HTTP 413.",
+        description="Largest accepted request body, counted as it arrives (chunked uploads too) "
+        "and refused with HTTP 413 once over, before it is parsed.",
     )
     questions_per_minute: int = Field(
         0, ge=0,
@@ -239,7 +246,7 @@ class Settings(BaseSettings):
         180.0, gt=0, description="How long to wait for the embedded server to become ready."
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):
