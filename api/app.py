@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import QuestionQuota, RequestGuard, authorize
 from api.chat_routes import router as chat_router
+from api.question_queue import QuestionQueue
 from api.routes import health_router, router
 from api.web_routes import add_web_page
 from rag import __version__
@@ -38,6 +39,17 @@ def _announce_ready(service: RagService) -> None:
     )
 
 
+def _question_queue(service: RagService) -> QuestionQueue:
+    """Turns at the model: as many as the LLM generates at once."""
+    settings = service.settings
+    return QuestionQueue(service.llm.concurrency, settings.question_queue_depth, settings.question_queue_wait_s)
+
+
+def server_options(settings: Settings) -> dict:
+    """uvicorn's options for `rag serve`: on SIGTERM, requests in progress get shutdown_grace_s."""
+    return {"host": settings.host, "port": settings.port, "timeout_graceful_shutdown": settings.shutdown_grace_s}
+
+
 def create_app(service: RagService | None = None, settings: Settings | None = None) -> FastAPI:
     """An app over ``service``; without one, the app builds its own from ``settings`` (or the
     environment) at startup, seeds an empty store, and closes the service on shutdown.
@@ -51,6 +63,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         app.state.service = service or await run_in_threadpool(
             RagService.from_settings, settings
         )
+        app.state.question_queue = _question_queue(app.state.service)
         try:
             if owned:
                 app.state.service.start_llm()  # loads in the background; /v1/ask waits for it
@@ -72,6 +85,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     )
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
+        app.state.question_queue = _question_queue(service)
     app.state.question_quota = QuestionQuota(settings.questions_per_minute)
     protected = [Depends(authorize)]  # a no-op without keys
     app.include_router(health_router)

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.auth import count_question
+from api.question_queue import question_queue
 from api.schemas import (
     AskRequest,
     Deleted,
@@ -124,6 +125,9 @@ def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
 
 
 @router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)])
-def ask(body: AskRequest, service: ServiceDep) -> Answer:
-    """Answer from the retrieved passages with verified citations, or abstain."""
-    return service.ask(body.question, body.top_k, body.search_filter())
+async def ask(body: AskRequest, request: Request, service: ServiceDep) -> Answer:
+    """Answer from the retrieved passages with verified citations, or abstain. Questions wait
+    their turn at the model in a bounded queue; a full one is 503 with Retry-After."""
+    search = body.search_filter()
+    with await question_queue(request).enter(request) as turn:
+        return await turn.run(service.ask, body.question, body.top_k, search)

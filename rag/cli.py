@@ -236,12 +236,12 @@ def serve(app: Context, host: str | None, port: int | None) -> None:
     """Serve the HTTP API (ingests the seed articles into an empty store first)."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, server_options
 
     settings = app.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
     if warning := exposure_warning(settings):
         click.echo(warning, err=True)
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+    uvicorn.run(create_app(settings=settings), **server_options(settings))
 
 
 def is_loopback(host: str) -> bool:

@@ -200,6 +200,22 @@ class Settings(BaseSettings):
         "client address when there is no key; more get HTTP 429. 0: no limit.",
     )
 
+    question_queue_depth: int = Field(
+        16, ge=0,
+        description="Questions (/v1/ask, /v1/chat/completions) that may wait for a turn at the model "
+        "while llm_concurrency others are answered; one more gets HTTP 503 with Retry-After at "
+        "once. A client that disconnects while waiting gives its place back, unanswered.",
+    )
+    question_queue_wait_s: float = Field(
+        30.0, gt=0,
+        description="Longest a question waits for a turn at the model before HTTP 503 with Retry-After.",
+    )
+    shutdown_grace_s: float = Field(
+        3.0, ge=0,
+        description="On SIGTERM, how long `rag serve` lets requests in progress finish before it "
+        "cancels them (questions still waiting, streams still open) and stops.",
+    )
+
     # --- LLM -----------------------------------------------------------------------------
     llm_base_url: str = Field(
         "",
