@@ -82,6 +82,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         version=__version__,
         description="Answers questions about news articles with citations a reader can check.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served from local files (api.web_routes)
     )
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from api.auth import count_question
+from api.auth import CallerDep, count_question
 from api.question_queue import question_queue
 from api.schemas import (
+    Access,
     AskRequest,
     Deleted,
     DocumentCreate,
@@ -62,6 +63,12 @@ def healthz(service: ServiceDep) -> Health:
     return service.health()
 
 
+@router.get("/v1/access", tags=["service"])
+async def access(caller: CallerDep, service: ServiceDep) -> Access:
+    """What the key sent (or, with authentication off, anyone) may do."""
+    return Access(auth="on" if service.settings.auth_enabled else "off", can_write=caller.can_write)
+
+
 @router.post(
     "/v1/documents", tags=["documents"], status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_DOC,
@@ -86,10 +93,12 @@ async def _read_article(request: Request, max_bytes: int) -> ArticleInput:
         data = await upload.read(max_bytes + 1)
         name = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
         article = parse_article(data, name, max_bytes)
-        stem = name.rsplit(".", 1)[0]
+        # A name that leaves no id ("...txt", "日本.txt"): the id is derived from the text, as for
+        # a JSON body without one.
+        named = slug(name.rsplit(".", 1)[0], empty="")
         return ArticleInput(
             text=article.text,
-            document_id=str(form.get("id") or "") or (slug(stem) if stem else None),
+            document_id=str(form.get("id") or "") or named or None,
             title=str(form.get("title") or "") or article.title,
             metadata=article.metadata,
         )

@@ -315,8 +315,9 @@ def settings_table() -> str:
     """docs/configuration.md's table: every setting's variable, default and description."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default.get_secret_value() if isinstance(field.default, SecretStr) else field.default
-        shown = "(empty)" if default in ("", None) else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        default = field.get_default(call_default_factory=True)  # a list's factory, not PydanticUndefined
+        default = default.get_secret_value() if isinstance(default, SecretStr) else default
+        shown = "(empty)" if default in ("", None, []) else f"`{str(default).lower() if isinstance(default, bool) else default}`"
         meaning = " ".join((field.description or "").split()).replace("|", "\\|")
         rows.append(f"| `RAG_{name.upper()}` | {shown} | {meaning} |")
     return "\n".join(rows)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_serializer, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, model_serializer, model_validator
 
-MetadataValue = str | int | float | bool
+# NaN and infinities are refused: JSON has no way to write them back (they were listed as null).
+MetadataValue = str | int | FiniteFloat | bool
 
 
 @dataclass(frozen=True)
