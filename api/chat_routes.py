@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 
 from api.auth import count_question
 from api.question_queue import Turn, question_queue
-from api.routes import ERRORS, ServiceDep
+from api.routes import ERRORS, QUESTION_ERRORS, ServiceDep
 from api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -37,7 +37,10 @@ def list_models() -> ModelList:
     return ModelList(data=[ModelCard(id=SERVICE_MODEL)])
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)])
+@router.post(
+    "/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)],
+    responses=QUESTION_ERRORS,
+)
 async def chat_completions(body: ChatCompletionRequest, request: Request, service: ServiceDep):
     """Answers the last user message (rewritten from the history into a standalone question)
     with verified citations. With `stream: true`, server-sent events in OpenAI's chunk shape;

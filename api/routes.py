@@ -32,10 +32,18 @@ async def get_service(request: Request) -> RagService:
 
 
 ServiceDep = Annotated[RagService, Depends(get_service)]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 415, 422, 503)}
+# Every status a route of the API can answer with, declared in the OpenAPI schema (a bounded
+# schemathesis run, tests/test_schema_fuzz.py, holds the routes to it).
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)}
+QUESTION_ERRORS = {
+    429: {"model": ErrorBody, "description": "Over RAG_QUESTIONS_PER_MINUTE (Retry-After)"},
+    503: {"model": ErrorBody, "description": "The LLM or the store is unreachable, or the question queue "
+          "is full or was waited on too long (Retry-After)"},
+}
 
 router = APIRouter(responses=ERRORS)
-health_router = APIRouter()  # open even when the API asks for a key
+# Open even when the API asks for a key; without keys, a foreign Host is 403.
+health_router = APIRouter(responses={403: {"model": ErrorBody}})
 
 _UPLOAD_DOC = {
     "requestBody": {
@@ -72,6 +80,7 @@ async def access(caller: CallerDep, service: ServiceDep) -> Access:
 @router.post(
     "/v1/documents", tags=["documents"], status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_DOC,
+    responses={200: {"model": IngestResult, "description": "Already stored: updated, unchanged, or kept as an alias"}},
 )
 async def create_document(request: Request, response: Response, service: ServiceDep) -> IngestResult:
     """Ingest an article: a JSON body, or a multipart upload with a `file` field."""
@@ -133,7 +142,7 @@ def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
     return RetrieveResponse(query=body.query, passages=passages)
 
 
-@router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)])
+@router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)], responses=QUESTION_ERRORS)
 async def ask(body: AskRequest, request: Request, service: ServiceDep) -> Answer:
     """Answer from the retrieved passages with verified citations, or abstain. Questions wait
     their turn at the model in a bounded queue; a full one is 503 with Retry-After."""

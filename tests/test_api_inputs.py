@@ -87,3 +87,11 @@ def test_the_configuration_table_shows_defaults_not_pydantic_internals():
     table = settings_table()
     assert "PydanticUndefined" not in table
     assert "| `RAG_CORS_ORIGINS` | (empty) |" in table
+
+
+def test_a_filter_with_a_lone_surrogate_is_422_not_a_store_failure(client):
+    # JSON may escape half a UTF-16 pair ("\ud800"); no store can hold or match such a string.
+    for raw in ('{"query": "floods", "where": {"\\ud800": "x"}}', '{"query": "floods", "where": {"s": "\\udfff"}}',
+                '{"query": "floods", "document_ids": ["\\ud800"]}'):
+        response = client.post("/v1/retrieve", content=raw, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422 and "not valid Unicode" in response.json()["detail"], response.text
