@@ -259,7 +259,8 @@ def exposure_warning(settings: Settings) -> str | None:
         return None
     return (
         f"WARNING: serving on {settings.host} without RAG_API_KEY: anyone who can reach port "
-        f"{settings.port} can read, ingest and delete every article. Set RAG_API_KEY."
+        f"{settings.port} can read, ingest and delete every article. Set RAG_API_KEY. (Without "
+        f"one, only requests naming localhost or a host in RAG_ALLOWED_HOSTS are answered.)"
     )
 
 
