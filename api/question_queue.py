@@ -35,6 +35,8 @@ class QuestionQueue:
     async def enter(self, request: Request) -> Turn:
         """A turn for this request's question: at once when one is free, else after waiting in the
         queue. 503 with Retry-After when the queue is full or the wait runs out."""
+        while self._waiters and self._waiters[0].done():  # given up by questions that left
+            self._waiters.popleft()
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return Turn(self)
