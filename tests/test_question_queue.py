@@ -48,7 +48,7 @@ def build(tmp_path, embedder, fake_llm):
 
 def test_healthz_stays_fast_while_answers_run_and_the_queue_is_full(build, fake_llm):
     svc = build(question_queue_depth=2, question_queue_wait_s=30)
-    fake_llm.script(*[slow(0.8)] * 20)
+    fake_llm.script(*[slow(2.0)] * 20)  # long enough for every client to arrive while one is answered
     results: dict[str, httpx.Response] = {}
 
     def ask(name: str, path: str, body: dict) -> None:
@@ -66,11 +66,11 @@ def test_healthz_stays_fast_while_answers_run_and_the_queue_is_full(build, fake_
             client.start()
         latencies = []
         with httpx.Client(base_url=url, timeout=10) as probe:
-            while any(c.is_alive() for c in clients) or len(latencies) < 20:
+            while any(c.is_alive() for c in clients) or len(latencies) < 100:
                 before = time.perf_counter()
                 assert probe.get("/healthz").status_code == 200
                 latencies.append(time.perf_counter() - before)
-                time.sleep(0.05)
+                time.sleep(0.02)
         refused_in = time.monotonic() - started
         for client in clients:
             client.join()
@@ -81,7 +81,7 @@ def test_healthz_stays_fast_while_answers_run_and_the_queue_is_full(build, fake_
             assert 1 <= int(response.headers["retry-after"]) <= 300 and "busy" in response.json()["detail"]
     assert results["chat"].status_code == 200
     assert percentile(latencies, 0.99) < 0.2, f"/healthz p99 {percentile(latencies, 0.99):.3f} s over {len(latencies)}"
-    assert refused_in > 1.5  # the waiting questions were answered one after another
+    assert refused_in > 4  # the waiting questions were answered one after another
 
 
 def test_a_client_that_hangs_up_while_waiting_gives_its_place_back(build, fake_llm):
