@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from rag.config import settings_table
@@ -53,9 +54,8 @@ def test_nul_characters_are_stripped_at_ingest(client):
     assert all("\u0000" not in chunk["text"] for chunk in document["chunks"])
 
 
-def test_access_tells_the_page_what_its_key_may_do(tmp_path, embedder, settings):
-    keyed = settings.model_copy(update={"api_key": settings.api_key.__class__("full"),
-                                        "read_only_api_key": settings.read_only_api_key.__class__("reader")})
+def test_access_tells_the_page_what_its_key_may_do(embedder, settings):
+    keyed = settings.model_copy(update={"api_key": SecretStr("full"), "read_only_api_key": SecretStr("reader")})
     svc = build_service(keyed, embedder)
     try:
         with TestClient(create_app(svc)) as client:

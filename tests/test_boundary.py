@@ -5,7 +5,6 @@ uvicorn on loopback where the way the body travels matters."""
 from __future__ import annotations
 
 import json
-import resource
 from collections.abc import Iterator
 
 import httpx
