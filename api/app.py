@@ -14,9 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
-from api.auth import KeyRequired, QuestionQuota, RequestSizeLimit, authorize, question_counter
+from api.auth import KeyRequired, QuestionQuota, RequestGuard, authorize, question_counter
 from api.chat_routes import router as chat_router
 from api.mcp_server import build_mcp_server, streamable_http_endpoint
+from api.question_queue import QuestionQueue
 from api.routes import health_router, router
 from api.web_routes import add_web_page
 from rag import __version__
@@ -41,6 +42,17 @@ def _announce_ready(service: RagService) -> None:
     )
 
 
+def _question_queue(service: RagService) -> QuestionQueue:
+    """Turns at the model: as many as the LLM generates at once."""
+    settings = service.settings
+    return QuestionQueue(service.llm.concurrency, settings.question_queue_depth, settings.question_queue_wait_s)
+
+
+def server_options(settings: Settings) -> dict:
+    """uvicorn's options for `rag serve`: on SIGTERM, requests in progress get shutdown_grace_s."""
+    return {"host": settings.host, "port": settings.port, "timeout_graceful_shutdown": settings.shutdown_grace_s}
+
+
 def create_app(service: RagService | None = None, settings: Settings | None = None) -> FastAPI:
     """An app over ``service``; without one, the app builds its own from ``settings`` (or the
     environment) at startup, seeds an empty store, and closes the service on shutdown.
@@ -54,6 +66,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         app.state.service = service or await run_in_threadpool(
             RagService.from_settings, settings
         )
+        app.state.question_queue = _question_queue(app.state.service)
         try:
             if owned:
                 app.state.service.start_llm()  # loads in the background; /v1/ask waits for it
@@ -73,9 +86,11 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
         version=__version__,
         description="Answers questions about news articles with citations a reader can check.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is served from local files (api.web_routes)
     )
     if service is not None:
         app.state.service = service  # usable without running the lifespan (tests)
+        app.state.question_queue = _question_queue(service)
     app.state.question_quota = QuestionQuota(settings.questions_per_minute)
     mcp = build_mcp_server(lambda: app.state.service, question_counter(app.state.question_quota))
     protected = [Depends(authorize)]  # a no-op without keys
@@ -86,7 +101,7 @@ def create_app(service: RagService | None = None, settings: Settings | None = No
     endpoint = streamable_http_endpoint(mcp, loopback=is_loopback(settings.host))
     app.router.routes.append(Route("/mcp", KeyRequired(endpoint), include_in_schema=False))
     add_web_page(app)  # the page asks for the key itself
-    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestGuard, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -6,17 +6,17 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import Context
 from dataclasses import dataclass
-from itertools import chain
 
-from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api.auth import count_question
-from api.routes import ERRORS, ServiceDep
+from api.question_queue import Turn, question_queue
+from api.routes import ERRORS, QUESTION_ERRORS, ServiceDep
 from api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -31,7 +31,7 @@ from rag.chat import ChatMessage
 from rag.chat_cli import source_line
 from rag.errors import RagError
 from rag.llm import GenerationOptions, TokenUsage, count_usage
-from rag.models import Answer, Citation
+from rag.models import Answer, Citation, SearchFilter
 from rag.service import RagService
 
 SERVICE_MODEL = "rag-news"
@@ -75,41 +75,71 @@ def _in_context(context: Context, events: Iterator) -> Iterator:
             return
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)])
-async def chat_completions(body: ChatCompletionRequest, service: ServiceDep):
+@router.post(
+    "/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(count_question)],
+    responses=QUESTION_ERRORS,
+)
+async def chat_completions(body: ChatCompletionRequest, request: Request, service: ServiceDep):
     """Answers the last user message (rewritten from the history into a standalone question)
     with verified citations, in OpenAI's chat.completion shape with `usage`. With `stream: true`,
     server-sent events in OpenAI's chunk shape; the final chunk carries `citations`, and with
     `stream_options.include_usage` one more chunk carries `usage`. The model `rag-news+sources`
-    also appends the citations to the text as a "Sources:" block."""
+    also appends the citations to the text as a "Sources:" block. Questions wait their turn at
+    the model in a bounded queue; a full one is 503 with Retry-After."""
     messages = [ChatMessage(role=m.role, content=m.text()) for m in body.messages]
     options = GenerationOptions(temperature=body.temperature, max_tokens=body.max_tokens)
+    search = body.search_filter()
     usage = TokenUsage()
     counted = count_usage(usage)  # every LLM call of this answer adds its tokens to usage
-    question, events = await run_in_threadpool(
-        counted.run, service.chat, messages, options, body.top_k, body.search_filter()
-    )
-    events = _in_context(counted, events)
-    # The first event is awaited here, so an unreachable LLM is a 503, not a broken stream.
-    first = await run_in_threadpool(next, events)
     reply = _Reply(
         id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()),
         model=SOURCES_MODEL if body.model == SOURCES_MODEL else SERVICE_MODEL,
         fingerprint=system_fingerprint(service), usage=usage,
     )
-    if body.stream:
-        include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return StreamingResponse(
-            _sse(chain([first], events), question, reply, include_usage), media_type="text/event-stream"
+    turn = await question_queue(request).enter(request)
+    if not body.stream:
+        with turn:
+            question, answer = await turn.run(counted.run, _answer, service, messages, options, body.top_k, search)
+        content = answer.answer + (sources_block(answer.citations) if reply.model == SOURCES_MODEL else "")
+        return ChatCompletion(
+            id=reply.id, created=reply.created, model=reply.model, system_fingerprint=reply.fingerprint,
+            choices=[ChatChoice(message=ChatCompletionMessage(content=content))], usage=_usage(usage),
+            citations=answer.citations, abstained=answer.abstained, abstain_reason=answer.abstain_reason,
+            parts=answer.parts, rewritten_question=question, passages=answer.passages,
         )
-    answer = first if isinstance(first, Answer) else next(e for e in events if isinstance(e, Answer))
-    content = answer.answer + (sources_block(answer.citations) if reply.model == SOURCES_MODEL else "")
-    return ChatCompletion(
-        id=reply.id, created=reply.created, model=reply.model, system_fingerprint=reply.fingerprint,
-        choices=[ChatChoice(message=ChatCompletionMessage(content=content))], usage=_usage(usage),
-        citations=answer.citations, abstained=answer.abstained, abstain_reason=answer.abstain_reason,
-        parts=answer.parts, rewritten_question=question, passages=answer.passages,
+    try:
+        question, events = await turn.run(counted.run, service.chat, messages, options, body.top_k, search)
+        events = _in_context(counted, events)
+        # The first event is awaited here, so an unreachable LLM is a 503, not a broken stream.
+        first = await turn.run(next, events)
+    except BaseException:
+        turn.leave()
+        raise
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return StreamingResponse(
+        _sse(_events(turn, first, events), question, reply, include_usage), media_type="text/event-stream",
+        background=BackgroundTask(turn.leave),  # also when the stream never started
     )
+
+
+def _answer(
+    service: RagService, messages: list[ChatMessage], options: GenerationOptions, top_k: int | None,
+    search: SearchFilter | None,
+) -> tuple[str, Answer]:
+    """The standalone question and its whole answer (in the question's thread)."""
+    question, events = service.chat(messages, options, top_k, search)
+    *_, answer = events
+    return question, answer
+
+
+async def _events(turn: Turn, first: str | Answer, events: Iterator[str | Answer]) -> AsyncIterator[str | Answer]:
+    """The answer's events, each read in the question's thread; the turn is left at the end."""
+    try:
+        yield first
+        while (event := await turn.run(next, events, None)) is not None:
+            yield event
+    finally:
+        turn.leave()
 
 
 @dataclass(frozen=True)
@@ -123,7 +153,9 @@ class _Reply:
     usage: TokenUsage
 
 
-def _sse(events: Iterator[str | Answer], question: str, reply: _Reply, include_usage: bool) -> Iterator[str]:
+async def _sse(
+    events: AsyncIterator[str | Answer], question: str, reply: _Reply, include_usage: bool
+) -> AsyncIterator[str]:
     def chunk(delta: dict | None, finish: str | None = None, **extra) -> str:
         choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         body = {"id": reply.id, "object": "chat.completion.chunk", "created": reply.created,
@@ -134,7 +166,7 @@ def _sse(events: Iterator[str | Answer], question: str, reply: _Reply, include_u
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        for event in events:
+        async for event in events:
             if isinstance(event, Answer):
                 if reply.model == SOURCES_MODEL and event.citations:
                     yield chunk({"content": sources_block(event.citations)})

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from api.auth import count_question
+from api.auth import CallerDep, count_question
+from api.question_queue import question_queue
 from api.schemas import (
+    Access,
     AskRequest,
     Deleted,
     DocumentCreate,
@@ -30,10 +32,18 @@ async def get_service(request: Request) -> RagService:
 
 
 ServiceDep = Annotated[RagService, Depends(get_service)]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 415, 422, 503)}
+# Every status a route of the API can answer with, declared in the OpenAPI schema (a bounded
+# schemathesis run, tests/test_schema_fuzz.py, holds the routes to it).
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)}
+QUESTION_ERRORS = {
+    429: {"model": ErrorBody, "description": "Over RAG_QUESTIONS_PER_MINUTE (Retry-After)"},
+    503: {"model": ErrorBody, "description": "The LLM or the store is unreachable, or the question queue "
+          "is full or was waited on too long (Retry-After)"},
+}
 
 router = APIRouter(responses=ERRORS)
-health_router = APIRouter()  # open even when the API asks for a key
+# Open even when the API asks for a key; without keys, a foreign Host is 403.
+health_router = APIRouter(responses={403: {"model": ErrorBody}})
 
 _UPLOAD_DOC = {
     "requestBody": {
@@ -61,9 +71,16 @@ def healthz(service: ServiceDep) -> Health:
     return service.health()
 
 
+@router.get("/v1/access", tags=["service"])
+async def access(caller: CallerDep, service: ServiceDep) -> Access:
+    """What the key sent (or, with authentication off, anyone) may do."""
+    return Access(auth="on" if service.settings.auth_enabled else "off", can_write=caller.can_write)
+
+
 @router.post(
     "/v1/documents", tags=["documents"], status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_DOC,
+    responses={200: {"model": IngestResult, "description": "Already stored: updated, unchanged, or kept as an alias"}},
 )
 async def create_document(request: Request, response: Response, service: ServiceDep) -> IngestResult:
     """Ingest an article: a JSON body, or a multipart upload with a `file` field."""
@@ -85,10 +102,12 @@ async def _read_article(request: Request, max_bytes: int) -> ArticleInput:
         data = await upload.read(max_bytes + 1)
         name = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
         article = parse_article(data, name, max_bytes)
-        stem = name.rsplit(".", 1)[0]
+        # A name that leaves no id ("...txt", "日本.txt"): the id is derived from the text, as for
+        # a JSON body without one.
+        named = slug(name.rsplit(".", 1)[0], empty="")
         return ArticleInput(
             text=article.text,
-            document_id=str(form.get("id") or "") or (slug(stem) if stem else None),
+            document_id=str(form.get("id") or "") or named or None,
             title=str(form.get("title") or "") or article.title,
             metadata=article.metadata,
         )
@@ -123,8 +142,11 @@ def retrieve(body: RetrieveRequest, service: ServiceDep) -> RetrieveResponse:
     return RetrieveResponse(query=body.query, passages=passages)
 
 
-@router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)])
-def ask(body: AskRequest, service: ServiceDep) -> Answer:
+@router.post("/v1/ask", tags=["answers"], dependencies=[Depends(count_question)], responses=QUESTION_ERRORS)
+async def ask(body: AskRequest, request: Request, service: ServiceDep) -> Answer:
     """Answer each part of the question from the retrieved passages with verified citations, or
-    say which part the articles do not answer (``parts``); ``debug`` adds the trace."""
-    return service.ask(body.question, body.top_k, body.search_filter(), debug=body.debug)
+    say which part the articles do not answer (``parts``); ``debug`` adds the trace. Questions
+    wait their turn at the model in a bounded queue; a full one is 503 with Retry-After."""
+    search = body.search_filter()
+    with await question_queue(request).enter(request) as turn:
+        return await turn.run(service.ask, body.question, body.top_k, search, None, body.debug)

@@ -56,6 +56,13 @@ class RetrieveResponse(BaseModel):
     passages: list[Passage]
 
 
+class Access(BaseModel):
+    """What the caller may do, so that a client (the web page) offers only that."""
+
+    auth: Literal["on", "off"]
+    can_write: bool = Field(description="May ingest and delete documents (false for a read-only key).")
+
+
 class ErrorBody(BaseModel):
     detail: str
 

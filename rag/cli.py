@@ -247,12 +247,12 @@ def serve(app: Context, host: str | None, port: int | None) -> None:
     """Serve the HTTP API (ingests the seed articles into an empty store first)."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, server_options
 
     settings = app.settings.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})
     if warning := exposure_warning(settings):
         click.echo(warning, err=True)
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+    uvicorn.run(create_app(settings=settings), **server_options(settings))
 
 
 @cli.command()
@@ -287,7 +287,8 @@ def exposure_warning(settings: Settings) -> str | None:
         return None
     return (
         f"WARNING: serving on {settings.host} without RAG_API_KEY: anyone who can reach port "
-        f"{settings.port} can read, ingest and delete every article. Set RAG_API_KEY."
+        f"{settings.port} can read, ingest and delete every article. Set RAG_API_KEY. (Without "
+        f"one, only requests naming localhost or a host in RAG_ALLOWED_HOSTS are answered.)"
     )
 
 

@@ -182,14 +182,37 @@ class Settings(BaseSettings):
         description="Origins (comma-separated) whose pages may call the API from a browser; "
         "empty: same origin only (the web page is served by the app itself).",
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (comma-separated) the server answers to besides its loopback names "
+        "and RAG_HOST, when there is no API key; another Host header gets HTTP 403, so a web page "
+        "cannot reach the server through a name it controls (DNS rebinding). `*`: any.",
+    )
     max_request_bytes: int = Field(
         4_000_000, ge=1,
-        description="Largest accepted request body (by its Content-Length); larger gets HTTP 413.",
+        description="Largest accepted request body, counted as it arrives (chunked uploads too) "
+        "and refused with HTTP 413 once over, before it is parsed.",
     )
     questions_per_minute: int = Field(
         0, ge=0,
         description="Questions (/v1/ask, /v1/chat/completions) per minute for each key, or each "
         "client address when there is no key; more get HTTP 429. 0: no limit.",
+    )
+
+    question_queue_depth: int = Field(
+        16, ge=0,
+        description="Questions (/v1/ask, /v1/chat/completions) that may wait for a turn at the model "
+        "while llm_concurrency others are answered; one more gets HTTP 503 with Retry-After at "
+        "once. A client that disconnects while waiting gives its place back, unanswered.",
+    )
+    question_queue_wait_s: float = Field(
+        30.0, gt=0,
+        description="Longest a question waits for a turn at the model before HTTP 503 with Retry-After.",
+    )
+    shutdown_grace_s: float = Field(
+        3.0, ge=0,
+        description="On SIGTERM, how long `rag serve` lets requests in progress finish before it "
+        "cancels them (questions still waiting, streams still open) and stops.",
     )
 
     # --- LLM -----------------------------------------------------------------------------
@@ -244,7 +267,7 @@ class Settings(BaseSettings):
         180.0, gt=0, description="How long to wait for the embedded server to become ready."
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):

@@ -41,7 +41,7 @@ def clean_text(raw: str) -> CleanText:
     The result is the document's canonical text: every offset the service reports refers
     to it, so it must be deterministic for identical input.
     """
-    text = unicodedata.normalize("NFKC", raw).replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFKC", raw.replace("\x00", "")).replace("\r\n", "\n").replace("\r", "\n")
     paragraphs = []
     for line in text.split("\n"):
         line = " ".join(line.split())

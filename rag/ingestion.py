@@ -5,6 +5,7 @@ Design notes: docs/ingest.md."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -135,6 +136,9 @@ class Ingester:
                 f"article is {size:,} bytes; the limit is {self.settings.max_document_bytes:,} "
                 "(RAG_MAX_DOCUMENT_BYTES)"
             )
+        for key, value in (article.metadata or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidInputError(f"metadata {key!r} is {value}: only finite numbers can be stored")
         cleaned = clean_text(article.text)
         if not cleaned.text:
             raise InvalidInputError("article text is empty once whitespace and page debris are removed")
@@ -150,7 +154,7 @@ class Ingester:
         self, item: _Loaded, existing: DocumentInfo | None, stored: dict[str, str], originals: dict[str, str],
     ) -> _PreparedArticle:
         cleaned, document_id = item.cleaned, item.document_id
-        title = (item.article.title or "").strip() or default_title(cleaned.text)
+        title = (item.article.title or "").replace("\x00", "").strip() or default_title(cleaned.text)
         metadata = dict(item.article.metadata or {})
         if existing and (existing.sha256, existing.title, existing.metadata) == (cleaned.sha256, title, metadata):
             if not existing.alias_of:

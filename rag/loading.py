@@ -83,12 +83,12 @@ def relative_id(relative: Path) -> str:
     return "/".join(slug(part) for part in relative.parts)
 
 
-def slug(name: str) -> str:
+def slug(name: str, empty: str = "x") -> str:
     """A path segment as an id segment: accents folded, other characters outside letters, digits,
-    '.', '_' and '-' replaced by '-'."""
+    '.', '_' and '-' replaced by '-'; ``empty`` when nothing is left."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     cleaned = _UNSAFE_ID_CHARS.sub("-", ascii_name).strip("-._")
-    return cleaned[:128] or "x"
+    return cleaned[:128] or empty
 
 
 def read_article(file: ArticleFile, max_bytes: int) -> ArticleInput:

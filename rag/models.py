@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_serializer, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, model_serializer, model_validator
 
-MetadataValue = str | int | float | bool
+# NaN and infinities are refused: JSON has no way to write them back (they were listed as null).
+MetadataValue = str | int | FiniteFloat | bool
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,12 @@ class SearchFilter(BaseModel):
     def _check(self) -> SearchFilter:
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError("date_from is after date_to")
+        texts = [*(self.document_ids or []), *self.where, *(v for v in self.where.values() if isinstance(v, str))]
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no store can hold or match it
+                raise ValueError(f"{text!r} is not valid Unicode text") from None
         return self
 
     @property

@@ -57,7 +57,9 @@ class KeywordIndex:
                 [c.text for c in chunks], token_pattern=WORD.pattern, stopwords=STOPWORDS_EN,
                 stemmer=self._stemmer, show_progress=False,
             )
-            self._bm25.index(corpus, show_progress=False)
+            if corpus.vocab:  # bm25s cannot index a corpus without a term (stop words only)
+                self._bm25.index(corpus, show_progress=False)
+        self._searchable = hasattr(self._bm25, "vocab_dict")
 
     def __len__(self) -> int:
         return len(self._chunk_ids)
@@ -72,7 +74,7 @@ class KeywordIndex:
         rows = [[s.chunk.chunk_id, s.chunk.document_id, s.chunk.index, s.chunk.start, s.chunk.end, s.chunk.text,
                  s.title, s.metadata] for s in self._stored.values()]
         (target / "chunks.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-        if self._chunk_ids:
+        if self._searchable:
             self._bm25.save(str(target / "bm25"), show_progress=False)
         pointer = folder / "current.tmp"
         pointer.write_text(revision, encoding="utf-8")
@@ -90,7 +92,8 @@ class KeywordIndex:
             rows = json.loads((folder / revision / "chunks.json").read_text(encoding="utf-8"))
             stored = [StoredChunk(Chunk(chunk_id=r[0], document_id=r[1], index=r[2], start=r[3], end=r[4], text=r[5]),
                                   r[6], r[7]) for r in rows]
-            bm25 = bm25s.BM25.load(str(folder / revision / "bm25"), show_progress=False) if stored else None
+            saved = folder / revision / "bm25"
+            bm25 = bm25s.BM25.load(str(saved), show_progress=False) if stored and saved.is_dir() else None
         except (OSError, ValueError, KeyError, IndexError) as exc:
             log.warning("saved keyword index in %s not used: %s", folder, exc)
             return None
@@ -128,7 +131,7 @@ class KeywordIndex:
         ]
 
     def search(self, query: str, k: int, search: SearchFilter | None = None) -> Ranking:
-        if not self._chunk_ids:
+        if not self._searchable:
             return []
         token_ids = self._bm25.get_tokens_ids(self.query_terms(query))
         if not token_ids:

@@ -139,6 +139,8 @@ class RagService:
         query = " ".join(query.split())
         if not query:
             raise InvalidInputError("query is empty")
+        if not any(ch.isalnum() for ch in query):
+            raise InvalidInputError("nothing to search: the query has no letter or digit")
         if len(query) > self.settings.max_query_chars:
             raise InvalidInputError(
                 f"query is {len(query)} characters; the limit is {self.settings.max_query_chars}"

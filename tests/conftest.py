@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -25,6 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 DOC_A = "000_c4a23f2ead4fdd84"  # the first seed article
 DOC_B = "003_3250ed81d373d9f0"  # the second
+
+# TestClient sends `Host: testserver`: the suite's apps answer to that name as to their own (a
+# test of the Host check passes allowed_hosts itself, which wins over the environment).
+os.environ.setdefault("RAG_ALLOWED_HOSTS", "testserver")
 
 
 @pytest.fixture(scope="session")

@@ -220,7 +220,7 @@ def test_rag_serve_prints_the_warning(monkeypatch, tmp_path):
     import uvicorn
 
     served = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: served.append((host, port)))  # no server
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **options: served.append((host, port)))  # no server
     monkeypatch.delenv("RAG_API_KEY", raising=False)
     monkeypatch.delenv("RAG_READ_ONLY_API_KEY", raising=False)
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "serve", "--host", "0.0.0.0", "--port", "8123"])

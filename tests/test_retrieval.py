@@ -127,3 +127,18 @@ def test_neighbours_are_read_after_the_retrieved_passages_without_repeating_one(
         assert neighbour.text == here.text
         assert seeded.get_document(neighbour.document_id).text[neighbour.start : neighbour.end] == neighbour.text
     assert seeded.retriever.with_neighbours(passages, 0) == passages
+
+
+def test_chunks_without_a_keyword_are_searched_by_embedding_alone(service, tmp_path):
+    """A document of stop words only gives bm25s no term to index: the keyword side finds
+    nothing (it raised before) and dense search still answers, saved and loaded alike."""
+    from rag.models import ArticleInput
+    from rag.retrieval import KeywordIndex
+
+    index = KeywordIndex(_texts(("t1", "the"), ("t1", "of a")))
+    assert index.search("the", 5) == [] and index.search("anything", 5) == []
+    index.save(tmp_path / "kw", "r1")
+    assert KeywordIndex.load(tmp_path / "kw", "r1").search("the", 5) == []
+
+    service.ingest(ArticleInput(text="the", document_id="t1"))
+    assert [p.document_id for p in service.retrieve("the weather")] == ["t1"]

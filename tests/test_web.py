@@ -382,3 +382,39 @@ def test_the_page_asks_for_the_api_key_once_and_sends_it(browser, embedder, fake
             context.close()
     assert seen[:2] == [None, "Bearer open-up"]
     assert set(seen[2:]) == {"Bearer sesame"} and len(seen) >= 5
+
+
+def test_a_read_only_key_sees_no_upload_and_no_delete(browser, embedder, fake_llm, tmp_path):
+    keyed = build_answering(tmp_path / "keyed", embedder, fake_llm, api_key="editor", read_only_api_key="reader")
+    try:
+        with serving(create_app(keyed)) as url:
+            for key, can_write in (("reader", False), ("editor", True)):
+                context = browser.new_context(base_url=url)
+                context.add_init_script(f"localStorage.setItem('rag-news.api-key', '{key}')")
+                page = context.new_page()
+                try:
+                    page.goto("/")
+                    page.get_by_role("button", name="Documents").click()
+                    expect(page.locator("#document-list li")).to_have_count(2)
+                    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_have_count(2 if can_write else 0)
+                    expect(page.locator("#drop-zone")).to_be_visible() if can_write else expect(page.locator("#drop-zone")).to_be_hidden()
+                finally:
+                    context.close()
+    finally:
+        keyed.close()
+
+
+def test_a_long_article_keeps_its_title_and_back_link_in_view(page, answering):
+    paragraphs = "\n\n".join(f"Paragraph {n}: the river Turia rose again and crews cleared mud from street {n}."
+                             for n in range(80))
+    answering.ingest(ArticleInput(text=f"Floods in Valencia\n\n{paragraphs}", document_id="long-floods"))
+    page.reload()
+    page.get_by_role("button", name="Documents").click()
+    page.locator("li[data-id='long-floods'] .document-open").click()
+    expect(page.locator("#article-text")).to_contain_text("street 79")
+    page.locator("#article").evaluate("panel => { panel.scrollTop = panel.scrollHeight; }")
+    expect(page.locator("#article-text")).to_contain_text("street 79")
+    assert page.locator("#article").evaluate("panel => panel.scrollTop") > 500
+    expect(page.locator("#article-title")).to_have_text("Floods in Valencia")
+    expect(page.locator("#article-title")).to_be_in_viewport()
+    expect(page.locator("#article .back")).to_be_in_viewport()

@@ -406,6 +406,7 @@ function backToAnswer() {
 
 // --- the documents panel -----------------------------------------------------------------------
 let documents = [];
+let canWrite = true; // false with a read-only key: no upload, no Delete buttons
 
 function documentsStatus(message) {
   $("documents-status").textContent = message;
@@ -419,13 +420,24 @@ function documentsError(message) {
 async function loadDocuments() {
   try {
     documents = (await requestJson("/v1/documents")).documents;
+    canWrite = await loadAccess();
     renderDocuments();
   } catch (error) {
     documentsError(`The documents could not be listed: ${error.message}`);
   }
 }
 
+/** Whether the key in use may ingest and delete (a server without /v1/access: assume so). */
+async function loadAccess() {
+  try {
+    return (await requestJson("/v1/access")).can_write;
+  } catch {
+    return true;
+  }
+}
+
 function renderDocuments() {
+  $("drop-zone").hidden = !canWrite;
   const query = $("doc-search").value.trim().toLowerCase();
   const shown = documents.filter((d) => !query || d.title.toLowerCase().includes(query) || d.id.toLowerCase().includes(query));
   $("documents-count").textContent = query
@@ -443,10 +455,10 @@ function renderDocuments() {
           element("code", { text: d.id }),
           ` · ${d.chunk_count} chunk${d.chunk_count === 1 ? "" : "s"} · ingested `,
           element("time", { datetime: d.ingested_at, text: Number.isNaN(ingested.getTime()) ? d.ingested_at : ingested.toLocaleString() }))),
-      element("button", {
+      canWrite ? element("button", {
         type: "button", class: "danger document-delete", text: "Delete",
         "aria-label": `Delete ${d.title || d.id}`, onclick: () => deleteDocument(d),
-      }));
+      }) : "");
   }));
 }
 
@@ -502,7 +514,10 @@ function start() {
     ask(question);
   });
   $("new-conversation").addEventListener("click", newConversation);
-  $("key-button").addEventListener("click", () => askForKey("Change or forget the API key kept in this browser."));
+  $("key-button").addEventListener("click", async () => {
+    await askForKey("Change or forget the API key kept in this browser.");
+    await loadDocuments(); // another key may allow other things
+  });
   document.querySelector(".skip").addEventListener("click", (event) => {
     event.preventDefault();
     showView("chat");
@@ -513,7 +528,7 @@ function start() {
   }
   wide.addEventListener("change", updateViewButtons);
   const back = element("button", { type: "button", class: "link back", text: "← Back to the answer", onclick: backToAnswer });
-  $("article-view").prepend(back);
+  $("article-head").prepend(back);
 
   $("doc-search").addEventListener("input", renderDocuments);
   $("upload").addEventListener("change", () => upload([...$("upload").files]));
