@@ -158,6 +158,18 @@ class Settings(BaseSettings):
         "This process's own writes are seen at once.",
     )
 
+    keyword_dir: Path | None = Field(
+        None,
+        description="Folder of the keyword (BM25) index, one subfolder per collection; empty: "
+        "data_dir/keywords. Replicas sharing a Chroma server share this folder too (one writes "
+        "at a time, all read).",
+    )
+    keyword_lock_wait_s: float = Field(
+        60.0, ge=0,
+        description="How long a write waits for the keyword index's writer lock while another "
+        "process holds it, before it fails.",
+    )
+
     # --- serving -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `rag serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
@@ -274,6 +286,10 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def keyword_path(self) -> Path:
+        return (self.keyword_dir or self.data_dir / "keywords") / self.collection
 
     @property
     def model_cache_dir(self) -> Path:

@@ -33,7 +33,7 @@ from rag.models import (
 )
 from rag.questions import question_parts, standing_parts
 from rag.retrieval import HybridRetriever
-from rag.store import ChromaStore, connect
+from rag.store import ChromaStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,7 @@ class RagService:
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.ingester = Ingester(settings, store, embedder, self.chunker)
-        self.retriever = HybridRetriever(
-            store, embedder, settings.candidate_k, settings.store_recheck_s,
-            settings.data_dir / "keyword-index" / settings.collection,
-        )
+        self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
         selector = SentenceSelector(
             embedder, settings.context_sentences, settings.sentence_term_weight, settings.sentence_rank_weight,
             settings.sentence_kind_weight,
@@ -67,7 +64,7 @@ class RagService:
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:
         embedder = MiniLMEmbedding(embed_batch_size=settings.embed_batch_size)
-        store = ChromaStore(connect(settings), settings.collection)
+        store = open_store(settings)
         return cls(settings, store, embedder, LLM(settings))
 
     def start_llm(self) -> None:
