@@ -153,11 +153,9 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(
         2.0, ge=0,
-        description="How often retrieval looks for chunks another process wrote (a shared Chroma "
-        "server, `rag ingest` beside `rag serve`) to refresh its keyword index; 0: every query. "
-        "This process's own writes are seen at once.",
+        description="How often retrieval reloads the keyword index in any case (it also reloads "
+        "within about half a second of any process's commit, and at once after its own); 0: every query.",
     )
-
     keyword_dir: Path | None = Field(
         None,
         description="Folder of the keyword (BM25) index, one subfolder per collection; empty: "
