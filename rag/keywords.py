@@ -42,6 +42,10 @@ WRITER_HEAP = 64_000_000  # bytes tantivy buffers before it writes a segment
 LOCK_POLL_S = 0.1
 
 
+class KeywordLockBusy(StoreUnavailableError):
+    """Another process holds the keyword index's writer lock."""
+
+
 class Analyzer:
     """The one analysis of chunk texts and queries."""
 
@@ -194,11 +198,12 @@ class KeywordIndex:
 
     # --- writes ----------------------------------------------------------------------------
     @contextmanager
-    def writing(self) -> Iterator[KeywordWriter]:
-        """The index's writer, held until the block ends: waits while another process holds it.
-        Changes are committed at the end of a block that raises nothing."""
+    def writing(self, wait: bool = True) -> Iterator[KeywordWriter]:
+        """The index's writer, held until the block ends: waits while another process holds it
+        (or, with wait=False, raises KeywordLockBusy at once). Changes are committed at the end of
+        a block that raises nothing."""
         with self._in_process:
-            writer = self._acquire()
+            writer = self._acquire(self._lock_wait_s if wait else 0.0)
             try:
                 changes = KeywordWriter(self, writer)
                 yield changes
@@ -215,8 +220,8 @@ class KeywordIndex:
                 del writer
             self._index.reload()
 
-    def _acquire(self) -> tantivy.IndexWriter:
-        deadline = time.monotonic() + self._lock_wait_s
+    def _acquire(self, wait_s: float) -> tantivy.IndexWriter:
+        deadline = time.monotonic() + wait_s
         waited = False
         while True:
             try:
@@ -227,10 +232,10 @@ class KeywordIndex:
             except ValueError as exc:
                 if "LockBusy" not in str(exc):
                     raise StoreUnavailableError(f"cannot write the keyword index in {self.folder}: {exc}") from exc
-                if time.monotonic() > deadline:
-                    raise StoreUnavailableError(
+                if time.monotonic() >= deadline:
+                    raise KeywordLockBusy(
                         f"another process holds the keyword index writer lock in {self.folder} "
-                        f"(waited {self._lock_wait_s:.0f} s); try again"
+                        f"(waited {wait_s:.0f} s); try again"
                     ) from exc
                 if not waited:
                     log.warning("another process is writing the keyword index in %s; waiting for its lock", self.folder)

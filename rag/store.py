@@ -25,8 +25,8 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.config import Settings
 from rag.errors import InvalidInputError, StoreUnavailableError
-from rag.keywords import KeywordIndex
 from rag.filters import article_metadata, chroma_where, chunk_fields
+from rag.keywords import KeywordIndex, KeywordLockBusy
 from rag.models import Chunk, DocumentInfo, MetadataValue, SearchFilter
 
 log = logging.getLogger(__name__)
@@ -116,33 +116,38 @@ class ChromaStore:
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
         if self.revision() is None:  # a store from before revisions: name its current state
             self._guard(self._bump_revision)
-        try:
-            self.repair_keywords()
-        except StoreUnavailableError as exc:  # another process held the writer lock throughout
-            log.warning("keyword index not checked at start: %s", exc)
+        self.repair_keywords()
 
     def repair_keywords(self, force: bool = False) -> tuple[int, int]:
-        """Make the keyword index hold exactly Chroma's chunks, when its synced marker or its count
+        """Make the keyword index hold exactly Chroma's chunks when its synced marker or its count
         says it may not: missing chunks are indexed from Chroma's stored text, extra ones deleted.
-        (added, deleted). Skipped while another process holds the writer lock: it is writing."""
-        self.keywords.reload()
-        revision = self.revision()
-        if not force and self.keywords.synced_revision() == revision and len(self.keywords) == self.chunk_count():
+        (added, deleted). Skipped while another process holds the writer lock: a write is under
+        way there, and that writer marks the index synced when it ends."""
+        if not force and self._keywords_synced():
             return (0, 0)
-        with self._write_lock, self.keywords.writing() as changes:
-            revision = self.revision()
-            stored = set(self._guard(lambda: _read_all(self._chunks, [])["ids"]))
-            held = self.keywords.chunk_ids()
-            missing = sorted(stored - held)
-            extra = sorted(held - stored)
-            changes.delete_chunks(extra)
-            for start in range(0, len(missing), READ_PAGE):
-                changes.add(self.chunks_by_id(missing[start : start + READ_PAGE]))
-            changes.mark_synced(revision)
+        try:
+            with self._write_lock, self.keywords.writing(wait=False) as changes:
+                if not force and self._keywords_synced():  # a write that just ended synced it
+                    return (0, 0)
+                revision = self.revision()
+                stored = set(self._guard(lambda: _read_all(self._chunks, [])["ids"]))
+                held = self.keywords.chunk_ids()
+                missing, extra = sorted(stored - held), sorted(held - stored)
+                changes.delete_chunks(extra)
+                for start in range(0, len(missing), READ_PAGE):
+                    changes.add(self.chunks_by_id(missing[start : start + READ_PAGE]))
+                changes.mark_synced(revision)
+        except KeywordLockBusy:
+            log.info("keyword index in %s is being written by another process; not checked now", self.keywords.folder)
+            return (0, 0)
         if missing or extra:
             log.warning("keyword index in %s repaired from Chroma: %d chunks indexed, %d removed",
                         self.keywords.folder, len(missing), len(extra))
         return (len(missing), len(extra))
+
+    def _keywords_synced(self) -> bool:
+        self.keywords.reload()
+        return self.keywords.synced_revision() == self.revision() and len(self.keywords) == self.chunk_count()
 
     @property
     def generation(self) -> int:

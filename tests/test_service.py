@@ -224,6 +224,26 @@ def test_a_crash_between_the_chroma_write_and_the_keyword_write_is_repaired_at_s
     assert restarted.store.repair_keywords() == (0, 0)
 
 
+def test_the_start_up_check_leaves_an_index_another_process_is_writing(settings, embedder):
+    """A start while another process holds the writer lock (a write under way, its marker
+    removed) does not wait for it or compare ids: that writer marks the index synced."""
+    from rag.keywords import KeywordIndex
+    from rag.store import open_store
+
+    service = build_service(settings, embedder)
+    service.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
+    chunks = service.store.counts()[1]
+    with service.store.keywords.writing() as changes:
+        changes.mark_unsynced()
+        changes.delete_documents(["vostok"])
+    SharedSystemClient.clear_system_cache()
+    other_writer = KeywordIndex(settings.keyword_path)
+    with other_writer.writing():
+        store = open_store(settings)
+        assert len(store.keywords) == 0
+    assert store.repair_keywords() == (chunks, 0) and len(store.keywords) == chunks
+
+
 def test_a_repair_does_not_embed(settings, embedder, caplog):
     service = build_service(settings, embedder)
     service.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
