@@ -259,3 +259,17 @@ def test_a_repair_does_not_embed(settings, embedder, caplog):
     assert len(store.keywords) == before and "repaired from Chroma" in caplog.text
 
 
+
+
+def test_a_write_waits_for_another_writers_lock_then_fails_naming_it_with_nothing_written(settings, embedder, caplog):
+    from rag.errors import StoreUnavailableError
+    from rag.keywords import KeywordIndex
+
+    service = build_service(settings.model_copy(update={"keyword_lock_wait_s": 0.5}), embedder)
+    before = service.store.counts()
+    with KeywordIndex(settings.keyword_path).writing(), caplog.at_level("WARNING"):
+        with pytest.raises(StoreUnavailableError, match="writer lock"):
+            service.ingest(ArticleInput(text=ARTICLE, document_id="vostok"))
+    assert "waiting for its lock" in caplog.text
+    assert service.store.counts() == before  # the lock is taken before Chroma is written
+    assert service.ingest(ArticleInput(text=ARTICLE, document_id="vostok")).status == "created"
