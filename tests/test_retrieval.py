@@ -179,3 +179,14 @@ def test_neighbours_are_read_after_the_retrieved_passages_without_repeating_one(
         assert neighbour.text == here.text
         assert seeded.get_document(neighbour.document_id).text[neighbour.start : neighbour.end] == neighbour.text
     assert seeded.retriever.with_neighbours(passages, 0) == passages
+
+
+def test_an_article_without_any_keyword_term_is_stored_and_retrieval_still_answers(service):
+    # Only stop words and one-letter words: the keyword side has no term for it.
+    from rag.models import ArticleInput
+
+    assert service.ingest(ArticleInput(text="It is as it is, and it is on.", document_id="empty-words")).status == "created"
+    assert len(service.retriever.keyword_index()) == 1
+    assert service.retriever.keyword_index().search("it is", 5) == []
+    [passage] = service.retrieve("it is", top_k=5)  # the dense side alone
+    assert passage.document_id == "empty-words"
