@@ -16,7 +16,6 @@ from rag.keywords import KeywordIndex, Ranking
 from rag.models import Passage, SearchFilter
 from rag.store import ChromaStore, StoredChunk
 
-
 __all__ = ["HybridRetriever", "KeywordIndex", "Ranking", "reciprocal_rank_fusion"]
 
 
