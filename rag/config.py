@@ -152,9 +152,19 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query or question.")
     store_recheck_s: float = Field(
         2.0, ge=0,
-        description="How often retrieval looks for chunks another process wrote (a shared Chroma "
-        "server, `rag ingest` beside `rag serve`) to refresh its keyword index; 0: every query. "
-        "This process's own writes are seen at once.",
+        description="How often retrieval reloads the keyword index in any case (it also reloads "
+        "within about half a second of any process's commit, and at once after its own); 0: every query.",
+    )
+    keyword_dir: Path | None = Field(
+        None,
+        description="Folder of the keyword (BM25) index, one subfolder per collection; empty: "
+        "data_dir/keywords. Replicas sharing a Chroma server share this folder too (one writes "
+        "at a time, all read).",
+    )
+    keyword_lock_wait_s: float = Field(
+        60.0, ge=0,
+        description="How long a write waits for the keyword index's writer lock while another "
+        "process holds it, before it fails.",
     )
 
     # --- serving -------------------------------------------------------------------------
@@ -290,6 +300,10 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def keyword_path(self) -> Path:
+        return (self.keyword_dir or self.data_dir / "keywords") / self.collection
 
     @property
     def model_cache_dir(self) -> Path:

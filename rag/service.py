@@ -28,7 +28,7 @@ from rag.models import (
     SearchFilter,
 )
 from rag.retrieval import HybridRetriever
-from rag.store import ChromaStore, connect
+from rag.store import ChromaStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,7 @@ class RagService:
         self.llm = llm
         self.chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
         self.ingester = Ingester(settings, store, embedder, self.chunker)
-        self.retriever = HybridRetriever(
-            store, embedder, settings.candidate_k, settings.store_recheck_s,
-            settings.data_dir / "keyword-index" / settings.collection,
-        )
+        self.retriever = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s)
         self.pipeline = self.answer_pipeline(settings.answer)
         llm.warm_with(self.pipeline.warmup_prompts())
 
@@ -63,7 +60,7 @@ class RagService:
     @classmethod
     def from_settings(cls, settings: Settings) -> RagService:
         embedder = MiniLMEmbedding(embed_batch_size=settings.embed_batch_size)
-        store = ChromaStore(connect(settings), settings.collection)
+        store = open_store(settings)
         return cls(settings, store, embedder, LLM(settings))
 
     def start_llm(self) -> None:

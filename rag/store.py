@@ -1,9 +1,16 @@
 """Chroma, embedded or server, holding two collections: the chunks (vectors, through
-LlamaIndex's ChromaVectorStore) and a document registry (canonical text and facts)."""
+LlamaIndex's ChromaVectorStore) and a document registry (canonical text and facts); and the
+keyword index on disk beside it (rag.keywords), kept consistent with the chunks.
+
+Every write takes the keyword index's writer lock (one process at a time, across processes),
+marks the index unsynced, writes Chroma, writes the index, and marks it synced to the store's new
+revision. A start that finds the marker missing or naming another revision, or the counts apart,
+compares chunk ids and repairs the index from Chroma's stored text (no re-embedding)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -19,7 +26,10 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 from rag.config import Settings
 from rag.errors import InvalidInputError, StoreUnavailableError
 from rag.filters import article_metadata, chroma_where, chunk_fields
+from rag.keywords import KeywordIndex, KeywordLockBusy
 from rag.models import Chunk, DocumentInfo, MetadataValue, SearchFilter
+
+log = logging.getLogger(__name__)
 
 READ_PAGE = 5000  # chunks read from Chroma per request
 REVISION_KEY = "rag_revision"
@@ -80,11 +90,18 @@ class DocumentWrite:
     embeddings: list[list[float]]
 
 
-class ChromaStore:
-    """Writes and reads of documents and their chunks. Writes are serialised in-process."""
+def open_store(settings: Settings) -> ChromaStore:
+    """The store the settings name: Chroma and the keyword index."""
+    return ChromaStore(connect(settings), settings.collection, KeywordIndex(settings.keyword_path, settings.keyword_lock_wait_s))
 
-    def __init__(self, client: chromadb.ClientAPI, collection: str) -> None:
+
+class ChromaStore:
+    """Writes and reads of documents and their chunks, in Chroma and the keyword index. Writes
+    are serialised across processes by the keyword index's writer lock."""
+
+    def __init__(self, client: chromadb.ClientAPI, collection: str, keywords: KeywordIndex) -> None:
         self._client = client
+        self.keywords = keywords
         self._write_lock = threading.Lock()
         self._generation = 0
         try:
@@ -99,6 +116,38 @@ class ChromaStore:
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
         if self.revision() is None:  # a store from before revisions: name its current state
             self._guard(self._bump_revision)
+        self.repair_keywords()
+
+    def repair_keywords(self, force: bool = False) -> tuple[int, int]:
+        """Make the keyword index hold exactly Chroma's chunks when its synced marker or its count
+        says it may not: missing chunks are indexed from Chroma's stored text, extra ones deleted.
+        (added, deleted). Skipped while another process holds the writer lock: a write is under
+        way there, and that writer marks the index synced when it ends."""
+        if not force and self._keywords_synced():
+            return (0, 0)
+        try:
+            with self._write_lock, self.keywords.writing(wait=False) as changes:
+                if not force and self._keywords_synced():  # a write that just ended synced it
+                    return (0, 0)
+                revision = self.revision()
+                stored = set(self._guard(lambda: _read_all(self._chunks, [])["ids"]))
+                held = self.keywords.chunk_ids()
+                missing, extra = sorted(stored - held), sorted(held - stored)
+                changes.delete_chunks(extra)
+                for start in range(0, len(missing), READ_PAGE):
+                    changes.add(self.chunks_by_id(missing[start : start + READ_PAGE]))
+                changes.mark_synced(revision)
+        except KeywordLockBusy:
+            log.info("keyword index in %s is being written by another process; not checked now", self.keywords.folder)
+            return (0, 0)
+        if missing or extra:
+            log.warning("keyword index in %s repaired from Chroma: %d chunks indexed, %d removed",
+                        self.keywords.folder, len(missing), len(extra))
+        return (len(missing), len(extra))
+
+    def _keywords_synced(self) -> bool:
+        self.keywords.reload()
+        return self.keywords.synced_revision() == self.revision() and len(self.keywords) == self.chunk_count()
 
     @property
     def generation(self) -> int:
@@ -112,10 +161,11 @@ class ChromaStore:
         metadata = self._guard(lambda: self._client.get_collection(self._chunks.name).metadata) or {}
         return metadata.get(REVISION_KEY)
 
-    def _bump_revision(self) -> None:
-        # Set after the chunks are written: an index built from a read that missed them was saved
-        # with the token before this one, so it is not trusted.
-        self._chunks.modify(metadata={REVISION_KEY: uuid.uuid4().hex})
+    def _bump_revision(self) -> str:
+        # Set after the chunks are written: the keyword index is marked synced to it once it holds them.
+        revision = uuid.uuid4().hex
+        self._chunks.modify(metadata={REVISION_KEY: revision})
+        return revision
 
     def ping(self) -> None:
         try:
@@ -210,8 +260,13 @@ class ChromaStore:
         ]
         new_ids = {node.node_id for node in nodes}
         document_ids = [write.info.id for write in writes]
-        with self._write_lock:
-            def write() -> None:
+        entries = [
+            StoredChunk(chunk, write.info.title, write.info.metadata) for write in writes for chunk in write.chunks
+        ]
+        with self._write_lock, self.keywords.writing() as changes:
+            changes.mark_unsynced()
+
+            def write() -> str:
                 old = self._chunks.get(where={"document_id": {"$in": document_ids}}, include=[])["ids"]
                 if nodes:
                     self._chunks.upsert(
@@ -231,19 +286,26 @@ class ChromaStore:
                     documents=[write.text or " " for write in writes],
                     metadatas=[_registry_metadata(write.info) for write in writes],
                 )
-                self._bump_revision()
+                return self._bump_revision()
 
-            self._guard(write)
+            revision = self._guard(write)
+            changes.delete_documents(document_ids)
+            changes.add(entries)
+            changes.mark_synced(revision)
             self._generation += 1
 
     def delete_document(self, document_id: str) -> None:
-        with self._write_lock:
-            def delete() -> None:
+        with self._write_lock, self.keywords.writing() as changes:
+            changes.mark_unsynced()
+
+            def delete() -> str:
                 self.vector_store.delete(ref_doc_id=document_id)
                 self._registry.delete(ids=[document_id])
-                self._bump_revision()
+                return self._bump_revision()
 
-            self._guard(delete)
+            revision = self._guard(delete)
+            changes.delete_documents([document_id])
+            changes.mark_synced(revision)
             self._generation += 1
 
     @staticmethod

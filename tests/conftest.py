@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.embedding import MiniLMEmbedding
 from rag.llm import LLM
 from rag.service import RagService
-from rag.store import ChromaStore, connect
+from rag.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -44,7 +44,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def build_service(settings: Settings, embedder: MiniLMEmbedding) -> RagService:
-    return RagService(settings, ChromaStore(connect(settings), settings.collection), embedder, LLM(settings))
+    return RagService(settings, open_store(settings), embedder, LLM(settings))
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def build_answering(data_dir: Path, embedder: MiniLMEmbedding, fake_llm, **overr
         llm_max_retries=0, **overrides,
     )
     svc = RagService(
-        settings, ChromaStore(connect(settings), settings.collection), embedder,
+        settings, open_store(settings), embedder,
         LLM(settings, http_client=fake_llm.client()),
     )
     svc.ingest_paths([SEEDS])

@@ -18,7 +18,7 @@ from rag.chat import ChatMessage
 from rag.config import Settings
 from rag.llm import LLM
 from rag.service import ArticleInput, RagService
-from rag.store import ChromaStore, connect
+from rag.store import open_store
 from tests.conftest import DOC_A, DOC_B, SEEDS, free_port, stop, wait_until_ok
 
 pytestmark = pytest.mark.embedded_llm
@@ -40,7 +40,7 @@ def embedded_llm(model_cache: Path):
 @pytest.fixture
 def live(tmp_path, embedder, embedded_llm, model_cache):
     settings = Settings(data_dir=tmp_path / "data", seed_dir=SEEDS)
-    service = RagService(settings, ChromaStore(connect(settings), settings.collection), embedder, embedded_llm)
+    service = RagService(settings, open_store(settings), embedder, embedded_llm)
     service.ingest_paths([SEEDS])
     yield service
     SharedSystemClient.clear_system_cache()

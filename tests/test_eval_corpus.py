@@ -18,7 +18,7 @@ from rag.evaluation.runner import run_retrieval
 from rag.evaluation.session import open_store, run_eval
 from rag.llm import LLM
 from rag.service import RagService
-from rag.store import ChromaStore, connect
+from rag.store import open_store as open_chroma_store
 from tests.conftest import REPO, SEEDS, build_service
 from tests.fake_llm import BASE_URL, NOT_FOUND_REPLY, cited_reply, sentence_number
 from tests.test_eval import BOATS, HARBOUR, OTHER, QUESTIONS, REGATTA
@@ -104,7 +104,7 @@ def test_a_full_run_over_a_corpus_scores_by_gold_and_reports_the_judge_agreement
                         llm_model="fake", llm_max_retries=0)
 
     def build(s: Settings) -> RagService:
-        return RagService(s, ChromaStore(connect(s), s.collection), embedder, LLM(s, http_client=fake_llm.client()))
+        return RagService(s, open_chroma_store(s), embedder, LLM(s, http_client=fake_llm.client()))
 
     fake_llm.script(lambda r: cited_reply(("412 boats were moored in the bay", sentence_number(r, "412 boats were moored"))),
                     NOT_FOUND_REPLY, json.dumps({"supported": True}))

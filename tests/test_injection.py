@@ -25,7 +25,7 @@ from rag.answer.prompt import SYSTEM_PROMPT
 from rag.config import Settings
 from rag.llm import LLM
 from rag.service import RagService
-from rag.store import ChromaStore, connect
+from rag.store import open_store
 from tests.conftest import SEEDS
 from tests.fake_llm import BASE_URL, NOT_FOUND_REPLY, FakeChatServer, cited_reply, sentences_in
 
@@ -120,7 +120,7 @@ def injected(tmp_path_factory, embedder, fake) -> RagService:
         llm_model="fake-model", llm_max_retries=0,
     )
     service = RagService(
-        settings, ChromaStore(connect(settings), settings.collection), embedder,
+        settings, open_store(settings), embedder,
         LLM(settings, http_client=fake.client()),
     )
     report = service.ingest_paths([INJECTION, SEEDS])

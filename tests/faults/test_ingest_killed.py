@@ -14,7 +14,7 @@ from chromadb.api.client import SharedSystemClient
 from rag.config import Settings
 from rag.documents import clean_text
 from rag.retrieval import HybridRetriever
-from rag.store import ChromaStore, connect
+from rag.store import open_store
 from tests.faults.conftest import rag_command, rag_env
 
 ARTICLES = 96  # two chunks each
@@ -52,7 +52,7 @@ def inspect_store(data_dir: Path, embedder, expected: dict[str, str]) -> dict[st
     """Every stored document sorted into whole or not, with the reasons for those that are not:
     the registry's record, the chunks and the keyword index must agree."""
     settings = Settings(data_dir=data_dir)
-    store = ChromaStore(connect(settings), settings.collection)
+    store = open_store(settings)
     try:
         records = {info.id: info for info in store.list_documents()}
         chunks = store.all_chunks()
@@ -69,12 +69,8 @@ def inspect_store(data_dir: Path, embedder, expected: dict[str, str]) -> dict[st
             elif any(text[c.start : c.end] != c.text for c in mine):
                 broken.append(f"{document_id}: a chunk is not the text at its offsets")
         broken += [f"{d}: {len(c)} chunks without a record" for d, c in by_document.items() if d not in records]
-        # The keyword index is what a restarted service would search: saved beside the store by an
-        # earlier look, it is trusted only while the store's revision is the one it was built from.
-        index = HybridRetriever(
-            store, embedder, settings.candidate_k, settings.store_recheck_s,
-            data_dir / "keyword-index" / settings.collection,
-        ).keyword_index()
+        # The keyword index is what a restarted service would search, repaired at open if a write was cut short.
+        index = HybridRetriever(store, embedder, settings.candidate_k, settings.store_recheck_s).keyword_index()
         if len(index) != len(chunks):
             broken.append(f"keyword index holds {len(index)} chunks, the store {len(chunks)}")
         whole = [d for d in records if not any(b.startswith(f"{d}:") for b in broken)]
