@@ -81,7 +81,7 @@ class AnswerSettings(BaseModel):
         2, ge=1, le=10, description="Sentences after the cited one that read_on shows the model.",
     )
     steps: Annotated[frozenset[AnswerStep], NoDecode] = Field(
-        frozenset({AnswerStep.REANCHOR, AnswerStep.READ_ON}),
+        frozenset({AnswerStep.REANCHOR, AnswerStep.READ_ON, AnswerStep.CONFIRM}),
         description="The switchable steps, comma-separated (empty: none): reanchor (cite the shown "
         "sentences that hold the answer's words when the cited ones do not), read_on (ask again, "
         "shown the cited sentence and the ones after it, when the answer only repeated the "

@@ -19,6 +19,15 @@ def reply(numbers: list[int], answer: str) -> str:
 
 
 NOT_FOUND_REPLY = reply([], "")
+CONFIRMED = json.dumps({"states": "yes"})
+DENIED = json.dumps({"states": "no"})
+
+
+def is_confirm_check(request: dict) -> bool:
+    """Whether the request is the confirm step's yes-or-no question (its reply schema has
+    "states"), not an answer."""
+    schema = (request.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+    return "states" in schema.get("properties", {})
 
 
 def cited_reply(*claims: tuple[str, str | int]) -> str:
@@ -84,12 +93,22 @@ Reply = str | Callable[[dict], str] | Exception | PausedStream | InterruptMidStr
 
 
 class FakeChatServer:
+    """Answers each request with the next scripted reply. The confirm step's yes-or-no checks are
+    kept apart (``checks``) and answered "yes" unless a verdict is scripted (``script_checks``),
+    so tests script only the answers they are about."""
+
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.replies: list[Reply] = []
+        self.checks: list[dict] = []
+        self.verdicts: list[str] = []
 
     def script(self, *replies: Reply) -> None:
         self.replies.extend(replies)
+
+    def script_checks(self, *verdicts: str) -> None:
+        """The confirm step's next verdicts: CONFIRMED or DENIED."""
+        self.verdicts.extend(verdicts)
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -102,6 +121,14 @@ class FakeChatServer:
         if request.url.path.endswith("/models"):
             return httpx.Response(200, json={"object": "list", "data": [{"id": "fake", "object": "model"}]})
         body = json.loads(request.content)
+        if is_confirm_check(body):
+            self.checks.append(body)
+            verdict = self.verdicts.pop(0) if self.verdicts else CONFIRMED
+            return httpx.Response(200, json={
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": verdict}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            })
         self.requests.append(body)
         if not self.replies:
             return httpx.Response(500, json={"error": {"message": "fake LLM: no reply scripted"}})

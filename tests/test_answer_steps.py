@@ -24,7 +24,7 @@ def test_unknown_answer_steps_are_refused():
     with pytest.raises(ValidationError, match="unknown answer step 'rerank'"):
         Settings(answer={"steps": "reanchor,rerank"})
     assert Settings(answer={"steps": ""}).answer.steps == frozenset()
-    assert Settings().answer.steps == {"reanchor", "read_on"}
+    assert Settings().answer.steps == {"reanchor", "read_on", "confirm"}
 
 
 def test_answer_settings_come_from_nested_environment_variables(monkeypatch):

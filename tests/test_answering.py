@@ -110,6 +110,27 @@ def test_a_neighbouring_sentence_number_is_reanchored(answering, fake_llm):
     assert with_steps(answering).answer(SURRENDER_Q).abstained  # switched off
 
 
+def test_the_confirm_step_asks_the_model_about_the_cited_sentences_alone(answering, fake_llm):
+    """An accepted answer is shown to the model once more with only its cited sentences; a "no"
+    turns it into a part the articles do not answer, a "yes" keeps it."""
+    from tests.fake_llm import CONFIRMED, DENIED
+
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"), cite(SURRENDER_QUOTE, "430"))
+    fake_llm.script_checks(DENIED, CONFIRMED)
+    denied = answering.ask(SURRENDER_Q)
+    assert denied.abstained and "said they do not" in denied.abstain_reason
+    [check] = fake_llm.checks[:1]
+    asked = check["messages"][1]["content"]
+    assert SURRENDER_QUOTE in asked and "Proposed answer: 430" in asked and SURRENDER_Q in asked
+    assert asked.count("\n- ") == 1  # the cited sentence, and no other
+    assert check["max_tokens"] <= 16
+    kept = answering.ask(SURRENDER_Q)
+    assert kept.answer == "430 [1]." and len(fake_llm.checks) == 2
+    fake_llm.script(cite(SURRENDER_QUOTE, "430"))
+    assert with_steps(answering, AnswerStep.REANCHOR).answer(SURRENDER_Q).answer == "430 [1]."
+    assert len(fake_llm.checks) == 2  # switched off: not asked
+
+
 def test_an_answer_from_an_article_about_something_else_abstains(answering, fake_llm):
     # "430" is in the cited sentence, but the articles hold almost nothing of the question.
     fake_llm.script(cite(SURRENDER_QUOTE, "430"))

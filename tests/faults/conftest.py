@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, SEEDS, free_port, stop, wait_until_ok
-from tests.fake_llm import cited_reply, sentences_in
+from tests.fake_llm import CONFIRMED, cited_reply, is_confirm_check, sentences_in
 
 HERE = Path(__file__).parent
 # The whole run's, over every fault test.
@@ -139,6 +139,8 @@ class Calls:
 def first_sentence_reply(request: dict) -> str:
     """A reply in the prompt's shape citing the first sentence shown, in its own words: it
     verifies, so an answer shows up."""
+    if is_confirm_check(request):
+        return CONFIRMED
     shown = sentences_in(request)
     if not shown:
         return "NOT FOUND"
