@@ -59,7 +59,8 @@ def contenders(args, model: Path, threads: int) -> list[Contender]:
             if runtime.name not in args.force:
                 print(f"- {runtime.name}: skipped, this CPU lacks {', '.join(sorted(missing))}")
                 continue
-        spec = llm_runtime.ServerSpec(model, "bench", free_port(), 4096, threads)
+        # As the service starts it: a slot for each fixed prompt (the answer's, the confirm check's).
+        spec = llm_runtime.ServerSpec(model, "bench", free_port(), 4096, threads, parallel=2)
         argv, env = runtime.launch(spec)
         found.append(Contender(runtime.describe(), argv, env))
     if args.llama_cpp_python:
@@ -148,16 +149,17 @@ def ask_figures(base: str, questions_path: Path, corpus: Path, limit: int) -> di
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from rag.answer.prompt import warmup_messages
     from rag.evaluation.dataset import load_questions
     from rag.evaluation.session import open_store
 
     questions = load_questions(questions_path)[:limit]
-    settings = Settings(llm_base_url=base, llm_model="bench")
+    # TestClient names its host "testserver", which the API admits only when told to.
+    settings = Settings(llm_base_url=base, llm_model="bench", allowed_hosts=["testserver"])
     with tempfile.TemporaryDirectory() as scratch:
         service, _ = open_store(settings, corpus, Path(scratch), needs_llm=True)
-        httpx.post(f"{base}/chat/completions", timeout=300,
-                   json={"model": "bench", "messages": warmup_messages(), "max_tokens": 1})
+        for messages in service.pipeline.warmup_prompts():  # as the embedded server is warmed
+            httpx.post(f"{base}/chat/completions", timeout=300,
+                       json={"model": "bench", "messages": messages, "max_tokens": 1})
         service.retriever.keyword_index()
         seconds = []
         with TestClient(create_app(service)) as client:
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpora" / "bbc")
     parser.add_argument("--ask-limit", type=int, default=80, help="questions for /v1/ask (0: none)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--only", help="only the contender whose name starts with this")
     args = parser.parse_args()
 
     settings = Settings()
@@ -190,6 +193,8 @@ def main() -> None:
     print(f"model: {model.name}, {args.threads} threads")
     rows = []
     for contender in contenders(args, model, args.threads):
+        if args.only and not contender.name.startswith(args.only):
+            continue
         print(f"== {contender.name}", flush=True)
         process, base = serve(contender)
         try:
