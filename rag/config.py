@@ -338,7 +338,7 @@ def _shown_default(field) -> str:
         default = ",".join(sorted(step.value for step in default))
     if isinstance(default, bool):
         default = str(default).lower()
-    return "(empty)" if default in ("", None) else f"`{default}`"
+    return "(empty)" if default in ("", None, []) else f"`{default}`"
 
 
 if __name__ == "__main__":  # python -m rag.config > the table in docs/configuration.md

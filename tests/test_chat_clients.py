@@ -57,23 +57,27 @@ def test_a_completion_has_usage_fingerprint_and_every_standard_field(api, fake_l
     assert body["created"] > 1_700_000_000
     assert body["choices"][0] == {"index": 0, "finish_reason": "stop", "logprobs": None,
                                   "message": {"role": "assistant", "content": SURRENDER_ANSWER}}
-    # The fake streams the answer without usage: estimated from the prompt the model was shown.
+    # The fake streams the answer without usage: estimated from the prompt the model was shown;
+    # the confirm check is a non-streamed call, where the fake reports 1 + 1 tokens.
     prompt = "".join(m["content"] for m in fake_llm.requests[-1]["messages"])
     usage = body["usage"]
-    assert usage["prompt_tokens"] == (len(prompt) + 3) // 4 and usage["completion_tokens"] > 0
+    assert len(fake_llm.checks) == 1
+    assert usage["prompt_tokens"] == (len(prompt) + 3) // 4 + 1 and usage["completion_tokens"] > 1
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert fake_llm.requests[-1]["stream_options"] == {"include_usage": True}
 
 
 def test_usage_the_model_server_reports_is_summed_over_the_calls(api, fake_llm):
-    """A follow-up's rewrite is a non-streamed call, where the fake reports 1 + 1 tokens."""
+    """A follow-up's rewrite and the confirm check are non-streamed calls, where the fake reports
+    1 + 1 tokens each."""
     fake_llm.script(json.dumps({"question": SURRENDER_Q}), cite(SURRENDER_QUOTE, "430 Ukrainian soldiers surrendered."))
     body = api.post("/v1/chat/completions", json={"messages": [
         {"role": "user", "content": "What happened in Kursk?"},
         {"role": "assistant", "content": "Fighting [1]."},
         {"role": "user", "content": "How many surrendered?"}]}).json()
     answer_prompt = "".join(m["content"] for m in fake_llm.requests[-1]["messages"])
-    assert body["usage"]["prompt_tokens"] == 1 + (len(answer_prompt) + 3) // 4
+    assert len(fake_llm.checks) == 1
+    assert body["usage"]["prompt_tokens"] == 1 + (len(answer_prompt) + 3) // 4 + 1
 
 
 def test_a_stream_with_include_usage_ends_with_a_usage_chunk(api, fake_llm):
