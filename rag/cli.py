@@ -19,9 +19,10 @@ from rag.errors import RagError
 class Context:
     """What subcommands share: the settings, and a service built on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service=None) -> None:
+        """``service``: one already built (a caller that holds it closes it)."""
         self.settings = settings
-        self._service = None
+        self._service = service
 
     @property
     def service(self):

@@ -342,8 +342,7 @@ def test_rag_ask_cli_prints_answer_and_citations(answering, fake_llm):
     from rag.cli import Context, cli
 
     fake_llm.script(cite(SUDZHA_QUOTE, "Sudzha"))
-    context = Context(answering.settings)
-    context._service = answering
+    context = Context(answering.settings, service=answering)
     runner = CliRunner()
     result = runner.invoke(cli.commands["ask"], [SUDZHA_Q], obj=context)
     assert result.exit_code == 0, result.output

@@ -17,8 +17,7 @@ ASSAULT_QUOTE = "Ukrainian troops had fought off eight Russian assaults"
 
 
 def chat(service, script: str, *args: str):
-    context = Context(service.settings)
-    context._service = service
+    context = Context(service.settings, service=service)
     return CliRunner().invoke(cli.commands["chat"], list(args), input=script, obj=context, catch_exceptions=False)
 
 

@@ -94,7 +94,7 @@ def test_ready_only_after_the_fixed_prompt_was_read(tmp_path):
 
 def test_a_stale_server_left_by_a_killed_service_is_ended_at_start(tmp_path):
     settings = settings_for(tmp_path)
-    stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    stale = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         started = Path(f"/proc/{stale.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
         settings.model_cache_dir.mkdir(parents=True)
@@ -114,7 +114,7 @@ def test_a_stale_server_left_by_a_killed_service_is_ended_at_start(tmp_path):
 def test_a_pid_file_naming_another_program_is_left_alone(tmp_path):
     """A pid is reused by unrelated programs: only the one with the recorded start time is ended."""
     settings = settings_for(tmp_path)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    other = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         settings.model_cache_dir.mkdir(parents=True)
         (settings.model_cache_dir / "embedded-llm.pid").write_text(f"{other.pid}\n1\n")
@@ -132,7 +132,7 @@ def test_a_pid_file_naming_another_program_is_left_alone(tmp_path):
 def test_the_model_server_dies_with_a_service_killed_outright(tmp_path):
     """kill -9 of the service leaves no model server behind (parent-death signal)."""
     script = textwrap.dedent(f"""
-        import os, sys, time
+        import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
         from tests.test_llm_runtime import fake_runtime, settings_for, FAKE_SERVER
         from rag.llm_server import EmbeddedLlamaServer
@@ -142,7 +142,7 @@ def test_the_model_server_dies_with_a_service_killed_outright(tmp_path):
                                      [fake_runtime("portable", FAKE_SERVER, tmp / "log")])
         server.wait_ready(60)
         print(server._process.pid, flush=True)
-        time.sleep(120)
+        signal.pause()
     """)
     service = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
