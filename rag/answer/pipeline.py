@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from rag.answer import steps
+from rag.answer import confirm, prompt, steps
+from rag.answer.confirm import CONFIRM_SCHEMA, confirm_messages
 from rag.answer.links import unstated_links
 from rag.answer.parse import ModelReply, ReplyParser
 from rag.answer.prompt import REPLY_SCHEMA, NumberedSentences, SentenceSelector, build_messages
@@ -66,8 +67,6 @@ class AnswerPipeline:
 
     def warmup_prompts(self) -> list[list[dict]]:
         """The fixed prompts every answer begins with, for the model to read before the first."""
-        from rag.answer import confirm, prompt
-
         prompts = [prompt.warmup_messages()]
         if AnswerStep.CONFIRM in self.settings.steps:
             prompts.append(confirm.warmup_messages())
@@ -186,8 +185,6 @@ class AnswerPipeline:
         self, index: int, part: PartPlan, claim: Claim, passages: list[Passage],
         options: GenerationOptions | None, trace: _Trace,
     ) -> Claim | _Rejected:
-        from rag.answer.confirm import CONFIRM_SCHEMA, confirm_messages
-
         messages = confirm_messages(part.standing, claim.answer, claim.evidence, passages)
         written = self.llm.chat_json(messages, CONFIRM_SCHEMA, "confirm", GenerationOptions(0.0, 16), in_turn=True)
         try:
